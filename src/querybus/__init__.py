@@ -1,0 +1,1 @@
+"""querybus: SQL over Apache Kafka."""

@@ -1,0 +1,89 @@
+"""Bytes ⇄ messages. Pure: no I/O.
+
+Decoding is strict: unknown enum values, wrong types and missing fields are a
+:class:`~querybus.errors.ProtocolError` naming the field, never a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from querybus.errors import ProtocolError
+from querybus.protocol.messages import SCHEMA_VERSION, QueryRequest, Reply
+
+__all__ = ["decode_reply", "decode_request", "encode", "peek_version"]
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(QueryRequest)
+_reply_decoder: msgspec.json.Decoder[Reply] = msgspec.json.Decoder(Reply)  # type: ignore[arg-type]
+
+
+class _Versioned(msgspec.Struct):
+    v: int = -1
+
+
+_version_decoder = msgspec.json.Decoder(_Versioned)
+
+
+def encode(message: Any) -> bytes:
+    """Encode a request or reply struct to JSON bytes."""
+    return _encoder.encode(message)
+
+
+def peek_version(data: bytes) -> int:
+    """The schema version of an encoded message, -1 when it has none.
+
+    Raises:
+        ProtocolError: the bytes are not a JSON object.
+    """
+    try:
+        return _version_decoder.decode(data).v
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ProtocolError(f"not a querybus message: {exc}") from exc
+
+
+def _check_version(data: bytes, exc: Exception) -> None:
+    version = peek_version(data)
+    if version != SCHEMA_VERSION:
+        raise ProtocolError(
+            f"unsupported schema version {version} (this reader speaks {SCHEMA_VERSION})"
+        ) from exc
+
+
+def decode_request(data: bytes) -> QueryRequest:
+    """Decode a request.
+
+    Raises:
+        ProtocolError: malformed JSON, a missing or mistyped field, or a schema
+            version this code does not speak.
+    """
+    try:
+        req = _request_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        _check_version(data, exc)
+        raise ProtocolError(f"invalid request: {exc}") from exc
+    if req.v != SCHEMA_VERSION:
+        raise ProtocolError(
+            f"unsupported schema version {req.v} (this reader speaks {SCHEMA_VERSION})"
+        )
+    return req
+
+
+def decode_reply(data: bytes) -> Reply:
+    """Decode a reply (success or failure).
+
+    Raises:
+        ProtocolError: as for :func:`decode_request`.
+    """
+    try:
+        reply = _reply_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        _check_version(data, exc)
+        raise ProtocolError(f"invalid reply: {exc}") from exc
+    if reply.v != SCHEMA_VERSION:
+        raise ProtocolError(
+            f"unsupported schema version {reply.v} (this reader speaks {SCHEMA_VERSION})"
+        )
+    return reply

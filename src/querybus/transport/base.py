@@ -1,0 +1,186 @@
+"""The transport contract: what querybus needs from a log-structured message bus.
+
+Two implementations honour it: :mod:`querybus.transport.kafka` (aiokafka, the
+only module that imports it) and :mod:`querybus.transport.memory` (in-process,
+for the embedded mode and unit tests). ``tests/contract/`` runs one suite
+against both.
+
+Semantics both must keep:
+
+* A topic has a fixed number of partitions; records within a partition keep
+  their order and get consecutive offsets starting at 0.
+* ``Producer.send`` returns once the record is durably appended (acks=all on
+  Kafka) and returns its partition and offset. Without an explicit
+  partition, records with the same key go to the same partition; keyless
+  records are spread.
+* A :class:`PartitionReader` is assigned partitions manually — no group, no
+  rebalance. Its start position ("end" or "beginning") is resolved during
+  ``start()``, so a record appended after ``start()`` returns is never missed.
+* A :class:`GroupConsumer` shares its topics' partitions with the other
+  members of its group. After a (re)assignment it resumes from the group's
+  committed offset, or from the earliest offset when none is committed.
+  Records are only committed by :meth:`GroupConsumer.commit`.
+  ``on_revoke`` is awaited before partitions are taken away, so the member
+  can finish and commit its in-flight work first.
+* All failures surface as :class:`~querybus.errors.TransportError`
+  subclasses (``BrokerUnavailableError`` when the bus cannot be reached).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = [
+    "GroupConsumer",
+    "PartitionReader",
+    "Producer",
+    "Record",
+    "RecordMetadata",
+    "RevokeCallback",
+    "TopicPartition",
+    "TopicSpec",
+    "Transport",
+]
+
+#: (topic, partition)
+TopicPartition = tuple[str, int]
+#: Awaited with the partitions about to be taken away from a group member.
+RevokeCallback = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record read from the bus. ``value`` is None for a tombstone."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: float = 0.0  # seconds since the epoch, as stamped by the bus
+
+    def header(self, name: str) -> bytes | None:
+        """The first header called ``name``, or None."""
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where a sent record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create if it does not exist yet."""
+
+    name: str
+    partitions: int = 1
+    replication_factor: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)  # e.g. {"cleanup.policy": "compact"}
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> RecordMetadata:
+        """Append one record and wait until it is acknowledged.
+
+        Raises:
+            TransportError: the record could not be appended (``PayloadTooLargeError``
+                when the bus refuses its size).
+        """
+        ...
+
+
+class PartitionReader(Protocol):
+    """Reads given partitions without a consumer group."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def getmany(self, timeout: float) -> list[Record]:
+        """Records available now, or those that arrive within ``timeout`` seconds
+        (an empty list when none does)."""
+        ...
+
+
+class GroupConsumer(Protocol):
+    """A member of a consumer group."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None:
+        """Leave the group. Does not commit: commit what is done before."""
+        ...
+
+    async def getmany(self, timeout: float, max_records: int = 500) -> list[Record]: ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit, for each partition, the offset of the *next* record to read.
+
+        Raises:
+            TransportError: the commit failed (e.g. the partition was reassigned).
+        """
+        ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+
+class Transport(Protocol):
+    """A connection to one bus: makes producers and consumers, manages topics."""
+
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet; existing ones are left as they are."""
+        ...
+
+    async def partition_count(self, topic: str) -> int:
+        """Number of partitions of an existing topic.
+
+        Raises:
+            TransportError: unknown topic or unreachable bus.
+        """
+        ...
+
+    def producer(self) -> Producer: ...
+
+    def partition_reader(
+        self,
+        topic: str,
+        partitions: Sequence[int] | None = None,
+        *,
+        start_at: Literal["end", "beginning"] = "end",
+    ) -> PartitionReader:
+        """A reader of ``partitions`` of ``topic`` (all of them when None)."""
+        ...
+
+    def group_consumer(
+        self,
+        topics: Sequence[str],
+        group_id: str,
+        *,
+        on_revoke: RevokeCallback | None = None,
+        max_poll_interval: float = 300.0,
+    ) -> GroupConsumer: ...
+
+    async def close(self) -> None:
+        """Release shared resources (admin connections). Producers and consumers
+        are stopped by their owners."""
+        ...
