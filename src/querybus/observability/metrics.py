@@ -1,0 +1,75 @@
+"""Prometheus metrics. One :class:`Metrics` object per service, on its own registry,
+so two adapters in one process (tests) do not collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["ClientMetrics", "Metrics"]
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+
+
+class Metrics:
+    """An adapter's metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "querybus_requests", "Requests handled, by outcome (ok or error code).",
+            ["outcome"], registry=r,
+        )
+        self.errors = Counter(
+            "querybus_errors", "Error replies, by error code and SQLSTATE class.",
+            ["code", "sqlstate_class"], registry=r,
+        )
+        self.dead_letters = Counter(
+            "querybus_dead_letters", "Undecodable records sent to the dead-letter topic.",
+            ["reason"], registry=r,
+        )
+        self.latency = Histogram(
+            "querybus_request_seconds", "Adapter time per request, receive to reply produced.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.queue_wait = Histogram(
+            "querybus_queue_wait_seconds", "Client send to adapter start.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.execute = Histogram(
+            "querybus_execute_seconds", "Time on the database.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.in_flight = Gauge(
+            "querybus_in_flight", "Requests being handled now.", registry=r,
+        )
+        self.route = Counter(
+            "querybus_route", "Routing decisions, by target and reason.",
+            ["target", "reason"], registry=r,
+        )
+        self.route_seconds = Histogram(
+            "querybus_route_seconds", "Time to choose a target.",
+            buckets=(0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1),
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+class ClientMetrics:
+    """Counters a :class:`~querybus.QueryClient` keeps (exposed as plain ints: a
+    client lives inside someone else's service)."""
+
+    __slots__ = ("late_replies", "replies", "requests", "timeouts", "undecodable_replies")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.replies = 0
+        self.timeouts = 0
+        #: Replies that arrived after their caller gave up; dropped.
+        self.late_replies = 0
+        self.undecodable_replies = 0
