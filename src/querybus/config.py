@@ -99,8 +99,9 @@ class BusSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BusSettings:
         env = os.environ if env is None else env
+        d = cls()
         return cls(
-            bootstrap_servers=_env(env, "KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers),
+            bootstrap_servers=_env(env, "KAFKA_BOOTSTRAP_SERVERS", d.bootstrap_servers),
             topics=TopicNames(prefix=_env(env, "QUERYBUS_TOPIC_PREFIX", "")),
             request_partitions=_env_int(env, "QUERYBUS_REQUEST_PARTITIONS", 8),
             response_partitions=_env_int(env, "QUERYBUS_RESPONSE_PARTITIONS", 8),
@@ -128,11 +129,12 @@ class PostgresSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PostgresSettings:
         env = os.environ if env is None else env
+        d = cls()
         return cls(
-            host=_env(env, "POSTGRES_HOST", cls.host),
-            port=_env_int(env, "POSTGRES_PORT", cls.port),
-            database=_env(env, "POSTGRES_DATABASE", cls.database),
-            user=_env(env, "POSTGRES_USER", cls.user),
+            host=_env(env, "POSTGRES_HOST", d.host),
+            port=_env_int(env, "POSTGRES_PORT", d.port),
+            database=_env(env, "POSTGRES_DATABASE", d.database),
+            user=_env(env, "POSTGRES_USER", d.user),
             password=_env(env, "POSTGRES_PASSWORD", ""),
         )
 
@@ -163,12 +165,13 @@ class AdapterSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AdapterSettings:
         env = os.environ if env is None else env
+        d = cls()
         return cls(
-            group_id=_env(env, "QUERYBUS_GROUP_ID", cls.group_id),
-            pool_size=_env_int(env, "QUERYBUS_POOL_SIZE", cls.pool_size),
+            group_id=_env(env, "QUERYBUS_GROUP_ID", d.group_id),
+            pool_size=_env_int(env, "QUERYBUS_POOL_SIZE", d.pool_size),
             instance_id=_env(env, "QUERYBUS_INSTANCE_ID", ""),
-            http_host=_env(env, "QUERYBUS_HTTP_HOST", cls.http_host),
+            http_host=_env(env, "QUERYBUS_HTTP_HOST", d.http_host),
             http_port=_env_int(env, "QUERYBUS_HTTP_PORT", 8080),
-            shutdown_grace=_env_float(env, "QUERYBUS_SHUTDOWN_GRACE", cls.shutdown_grace),
+            shutdown_grace=_env_float(env, "QUERYBUS_SHUTDOWN_GRACE", d.shutdown_grace),
             log_parameters=_env(env, "QUERYBUS_LOG_PARAMETERS", "0") in ("1", "true", "yes"),
         )

@@ -82,7 +82,8 @@ class QueryRequest(msgspec.Struct, kw_only=True):
         v: schema version.
         id: correlation id (unique per request).
         client: id of the client instance that sent it.
-        op: the operation type the caller declares; checked against the SQL.
+        op: the operation type the caller declares, if any; the adapter
+            refuses the request when the SQL is something else.
         sql: one statement, with ``$1``-style placeholders.
         params: parameters in wire form (one list), or, with ``many``, a list
             of parameter lists (``executemany``).
@@ -101,7 +102,7 @@ class QueryRequest(msgspec.Struct, kw_only=True):
     v: int = SCHEMA_VERSION
     id: str
     client: str
-    op: OperationType
+    op: OperationType | None = None
     sql: str
     params: list[Any] = msgspec.field(default_factory=list)
     many: bool = False

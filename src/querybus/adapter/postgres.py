@@ -1,0 +1,235 @@
+"""PostgreSQL execution on asyncpg. The only asyncpg importer besides the router's targets.
+
+One request = one statement in autocommit (or, for ``executemany``, one
+transaction). The pool resets every connection it takes back (asyncpg's
+``RESET ALL``, ``UNLISTEN *``, advisory-unlock), so nothing a request does to
+its session leaks into the next one.
+
+Deadlines: the pool's sessions start with ``statement_timeout`` = the
+adapter's longest allowed statement; a request whose time left is clearly
+shorter (under 90 % of that) gets its own ``SET statement_timeout`` first, and
+asyncpg's client-side timeout cancels the statement on the server at the
+deadline in every case. So the database never runs a statement more than
+10 % past its caller's deadline, and the common case pays no extra round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from querybus.adapter.executor import Outcome
+from querybus.errors import (
+    OperationalError,
+    QueryBusError,
+    QueryCanceledError,
+    QueryError,
+    query_error_class,
+)
+from querybus.protocol.messages import Column, QueryRequest
+
+# Raised by asyncpg itself (not the server) for a parameter it cannot encode.
+_ClientDataError = asyncpg.exceptions._base.DataError
+
+__all__ = [
+    "PostgresExecutor",
+    "create_pool",
+    "init_connection",
+    "map_database_error",
+    "run_on_connection",
+]
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+def _encode_json(value: Any) -> str:
+    # A str parameter for a json column is taken as an already-encoded document,
+    # like asyncpg does without codecs; anything else is encoded.
+    if isinstance(value, str):
+        return value
+    return _json_encode(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Per-connection setup: json/jsonb travel as Python dicts and lists."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    dsn: str, *, size: int, max_statement_timeout: float, application_name: str = "querybus"
+) -> asyncpg.Pool:
+    """An asyncpg pool of exactly ``size`` connections, set up by :func:`init_connection`.
+
+    Raises:
+        OperationalError: the server cannot be reached or refuses the login.
+    """
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn,
+            min_size=size,
+            max_size=size,
+            init=init_connection,
+            server_settings={
+                "application_name": application_name,
+                "statement_timeout": str(int(max_statement_timeout * 1000)),
+            },
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        raise map_database_error(exc) from exc
+    return pool
+
+
+def map_database_error(exc: BaseException) -> QueryBusError:
+    """The querybus error for an asyncpg (or socket) exception.
+
+    Server errors keep their SQLSTATE, detail and hint; we never match on the
+    message text, which the server may localize.
+    """
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None)
+        cls = query_error_class(sqlstate)
+        message = str(getattr(exc, "message", None) or exc)
+        return cls(
+            message,
+            sqlstate=sqlstate,
+            detail=getattr(exc, "detail", None),
+            hint=getattr(exc, "hint", None),
+        )
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return QueryCanceledError(
+            "statement canceled: the request's deadline passed", sqlstate="57014"
+        )
+    if isinstance(exc, _ClientDataError):
+        # asyncpg's client-side DataError: a parameter it cannot encode (a str
+        # for an int4 column, …). The caller's fault: invalid_parameter_value.
+        return query_error_class("22023")(str(exc), sqlstate="22023")
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, ConnectionError)):
+        return OperationalError(f"database unreachable: {exc}", sqlstate="08006")
+    return QueryError(f"{type(exc).__name__}: {exc}")
+
+
+def _columns(stmt: Any) -> list[Column]:
+    return [Column(a.name, a.type.name) for a in stmt._get_attributes()]
+
+
+async def run_on_connection(
+    conn: asyncpg.Connection,
+    request: QueryRequest,
+    params: Sequence[Any],
+    *,
+    timeout: float,
+    session_timeout: float | None = None,
+    want_lsn: bool = False,
+) -> Outcome:
+    """Run one request's statement on ``conn``.
+
+    Args:
+        conn: a connection set up by :func:`init_connection`.
+        request: the validated request.
+        params: decoded parameters (a list of lists when ``request.many``).
+        timeout: seconds left before the request's deadline.
+        session_timeout: the connection's current ``statement_timeout`` in
+            seconds, if known; a shorter ``timeout`` is applied with SET first.
+        want_lsn: after a write, read the WAL position (read-your-writes).
+
+    Raises:
+        QueryError: the database refused the statement (precise subclass by SQLSTATE).
+        OperationalError: the connection failed.
+    """
+    started = time.perf_counter()
+    try:
+        if session_timeout is not None and timeout < session_timeout * 0.9:
+            await conn.execute(f"SET statement_timeout = {max(1, int(timeout * 1000))}")
+        if request.many:
+            async with conn.transaction():
+                await conn.executemany(request.sql, params, timeout=timeout)
+            outcome = Outcome(command=f"EXECUTEMANY {len(params)}", rowcount=len(params))
+        else:
+            # asyncpg's statement cache makes both calls below one round trip
+            # after the first: Parse/Describe is done once per connection.
+            stmt = await conn._get_statement(request.sql, timeout)
+            rows, status, _ = await conn._execute(
+                request.sql, params, 0, timeout, return_status=True
+            )
+            command = status.decode() if isinstance(status, bytes) else str(status or "")
+            outcome = Outcome(
+                command=command,
+                columns=_columns(stmt),
+                rows=[list(r) for r in rows],
+                rowcount=_rowcount(command, len(rows)),
+            )
+        if want_lsn:
+            outcome.lsn = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+        raise map_database_error(exc) from exc
+    outcome.execute_seconds = time.perf_counter() - started
+    return outcome
+
+
+def _rowcount(command: str, returned: int) -> int:
+    # "INSERT 0 3", "UPDATE 2", "SELECT 5", "DELETE 0", "COPY 7" end with a count.
+    tail = command.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else returned
+
+
+class PostgresExecutor:
+    """Runs every request on one PostgreSQL server through one pool.
+
+    Args:
+        dsn: the server.
+        pool_size: connections; the adapter never runs more requests at once.
+        max_statement_timeout: the longest any statement may run, seconds.
+    """
+
+    name = "postgres"
+
+    def __init__(self, dsn: str, *, pool_size: int = 10, max_statement_timeout: float = 30.0) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._max_statement_timeout = max_statement_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        self._pool = await create_pool(
+            self._dsn, size=self._pool_size, max_statement_timeout=self._max_statement_timeout
+        )
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except asyncio.TimeoutError:
+                pool.terminate()
+
+    def _require_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise OperationalError("the executor is not started")
+        return self._pool
+
+    async def run(self, request: QueryRequest, params: Sequence[Any], *, timeout: float) -> Outcome:
+        pool = self._require_pool()
+        try:
+            async with pool.acquire(timeout=timeout) as conn:
+                return await run_on_connection(
+                    conn, request, params, timeout=timeout,
+                    session_timeout=self._max_statement_timeout,
+                )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+            raise map_database_error(exc) from exc
+
+    async def ping(self, timeout: float) -> None:
+        pool = self._require_pool()
+        try:
+            async with pool.acquire(timeout=timeout) as conn:
+                await conn.fetchval("SELECT 1", timeout=timeout)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+            raise map_database_error(exc) from exc
