@@ -17,7 +17,7 @@ __all__ = ["decode_reply", "decode_request", "encode", "peek_version"]
 
 _encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.json.Decoder(QueryRequest)
-_reply_decoder: msgspec.json.Decoder[Reply] = msgspec.json.Decoder(Reply)  # type: ignore[arg-type]
+_reply_decoder: msgspec.json.Decoder[Reply] = msgspec.json.Decoder(Reply)
 
 
 class _Versioned(msgspec.Struct):

@@ -37,7 +37,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 
-class OperationType(str, enum.Enum):
+class OperationType(enum.StrEnum):
     """What the caller says the statement does (the original API's operation_type)."""
 
     SELECT = "SELECT"
@@ -48,7 +48,7 @@ class OperationType(str, enum.Enum):
     OTHER = "OTHER"
 
 
-class RoutePreference(str, enum.Enum):
+class RoutePreference(enum.StrEnum):
     """Where the caller wants its statement to run."""
 
     AUTO = "auto"
@@ -64,7 +64,6 @@ class Headers:
     REPLY_TOPIC = "querybus-reply-topic"
     REPLY_PARTITION = "querybus-reply-partition"
     CLIENT_ID = "querybus-client-id"
-    SCHEMA_VERSION = "querybus-schema-version"
     DLQ_REASON = "querybus-dlq-reason"
 
 
@@ -123,41 +122,77 @@ class Column(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Timings(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Where the time went, in seconds, as measured by the adapter."""
+    """Where the time went, in seconds, as measured by the adapter.
 
-    queue: float = 0.0  # from the client's send to the adapter's start
-    execute: float = 0.0  # on the database
-    route: float = 0.0  # choosing the target
-    total: float = 0.0  # adapter receive → reply produced (set by the adapter)
+    Attributes:
+        queue: from the client's send to the adapter's receive (clocks of two hosts).
+        execute: on the database.
+        route: choosing the target.
+        total: from the adapter's receive to the reply being encoded.
+    """
+
+    queue: float = 0.0
+    execute: float = 0.0
+    route: float = 0.0
+    total: float = 0.0
 
 
 class RouteInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Which target served the statement and why."""
+    """Which target served the statement and why.
 
-    target: str  # "primary", "replica:<name>", "sqlite", …
+    Attributes:
+        target: ``primary``, ``replica:<name>``, ``postgres`` (no router), ``sqlite``.
+        reason: the router's reason code (see docs/routing.md).
+        complexity: the statement's complexity class, when the router computed it.
+    """
+
+    target: str
     reason: str
     complexity: str | None = None
 
 
 class QueryResult(msgspec.Struct, kw_only=True, tag_field="status", tag="ok"):
-    """A successful reply."""
+    """A successful reply (``"status": "ok"``).
+
+    Attributes:
+        v: schema version.
+        id: the request's correlation id.
+        command: the database's command tag, e.g. ``"INSERT 0 1"``.
+        columns: ``[name, type]`` of each result column.
+        rows: result rows; cells in the tagged value encoding.
+        rowcount: rows returned or affected.
+        lsn: commit LSN of a write (for read-your-writes), else null.
+        timings: where the time went.
+        route: which target served it and why.
+        served_by: the adapter instance that served it.
+    """
 
     v: int = SCHEMA_VERSION
     id: str
-    command: str = ""  # PostgreSQL's command tag, e.g. "INSERT 0 1"
+    command: str = ""
     columns: list[Column] = msgspec.field(default_factory=list)
     rows: list[list[Any]] = msgspec.field(default_factory=list)
     rowcount: int = 0
-    lsn: str | None = None  # commit LSN of a write (read-your-writes)
+    lsn: str | None = None
     timings: Timings = msgspec.field(default_factory=Timings)
     route: RouteInfo | None = None
     served_by: str = ""
 
 
 class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Why a request failed."""
+    """Why a request failed.
 
-    code: str  # querybus error code, see querybus.errors.ERROR_CODES
+    Attributes:
+        code: querybus error code (``query``, ``rejected``, ``deadline_exceeded``, …;
+            see ``querybus.errors.ERROR_CODES``).
+        message: for people; never parse it.
+        sqlstate: PostgreSQL's SQLSTATE when the database refused the statement.
+        detail: the database's DETAIL, if any.
+        hint: the database's HINT, if any.
+        retriable: whether sending the same request again can succeed.
+    """
+
+    code: str
     message: str
     sqlstate: str | None = None
     detail: str | None = None
@@ -166,7 +201,16 @@ class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class QueryFailure(msgspec.Struct, kw_only=True, tag_field="status", tag="error"):
-    """A failed reply; also copied to the error topic."""
+    """A failed reply (``"status": "error"``); also copied to the error topic.
+
+    Attributes:
+        v: schema version.
+        id: the request's correlation id.
+        error: what went wrong.
+        timings: where the time went.
+        route: which target was tried, when one was.
+        served_by: the adapter instance that answered.
+    """
 
     v: int = SCHEMA_VERSION
     id: str
