@@ -1,0 +1,74 @@
+# querybus developer commands. Everything runs against real local services
+# (Kafka, PostgreSQL primary + replica, etcd) started by scripts/services.sh.
+#
+#   make test      venv + services, whole test suite, ruff, mypy (what CI runs)
+#   make run       venv + services, an adapter in the foreground after `querybus check`
+#   make services  start the local services (idempotent); settings in .stack/env
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv services services-down services-status test test-unit lint format typecheck run bench clean
+
+help:
+	@echo "make venv | services | services-down | test | lint | format | typecheck | run | bench | clean"
+
+venv: $(STAMP)
+
+# Re-installed whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+services:
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+services-status:
+	scripts/services.sh status
+
+# Every step runs even if an earlier one failed; the target fails if any did.
+test: venv services
+	@rc=0; \
+	( . .stack/env && $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/unit tests/contract tests/integration ) || rc=1; \
+	$(VENV)/bin/ruff check src tests || rc=1; \
+	$(VENV)/bin/ruff format --check src tests || rc=1; \
+	$(VENV)/bin/mypy || rc=1; \
+	if [ $$rc -ne 0 ]; then echo "make test: FAILED" >&2; fi; \
+	exit $$rc
+
+# Unit tests only: no services needed.
+test-unit: venv
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+format: venv
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+run: venv
+	scripts/run.sh
+
+bench: venv services
+	. .stack/env && $(VENV)/bin/querybus bench --concurrency 32 --requests 5000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
+	find src -name '*.egg-info' -type d -prune -exec rm -rf {} +
