@@ -50,7 +50,9 @@ def _mount_subcommands() -> None:
         app.add_typer(route_app, name="route", help="Explain routing decisions.")
     from querybus.cli.bench import bench
     from querybus.cli.dev import dev
+    from querybus.cli.schema import schema
 
+    app.command(help="Print, write or check the protocol documents (AsyncAPI, JSON Schema).")(schema)
     app.command(help="Embedded mode: in-memory bus, SQLite, an adapter and a SQL prompt in one process.")(dev)
     app.command(help="Latency and throughput through querybus vs. directly through asyncpg.")(bench)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, SupportsIndex, overload
 
 from querybus.protocol.messages import Column, RouteInfo, Timings
 
@@ -21,10 +21,10 @@ class Row(tuple[Any, ...]):
     _index: dict[str, int]
 
     @overload
-    def __getitem__(self, key: int | str) -> Any: ...
+    def __getitem__(self, key: SupportsIndex | str, /) -> Any: ...
     @overload
-    def __getitem__(self, key: slice) -> tuple[Any, ...]: ...
-    def __getitem__(self, key: int | str | slice) -> Any:
+    def __getitem__(self, key: slice, /) -> tuple[Any, ...]: ...
+    def __getitem__(self, key: SupportsIndex | str | slice, /) -> Any:
         if isinstance(key, str):
             return tuple.__getitem__(self, self._index[key])
         return tuple.__getitem__(self, key)

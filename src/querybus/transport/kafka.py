@@ -406,7 +406,15 @@ class _KafkaGroupConsumer:
                 self._consumer.subscribe(
                     topics=self._topics, listener=_RevokeListener(self._on_revoke)
                 )
-                await self._consumer.start()
+                # aiokafka waits for the first assignment with no deadline of its
+                # own; a coordinator that never answers must not hang the caller.
+                await asyncio.wait_for(self._consumer.start(), options.request_timeout * 2)
+        except asyncio.TimeoutError:
+            await self.stop()
+            raise BrokerUnavailableError(
+                f"joining group {self._group_id!r} took longer than "
+                f"{options.request_timeout * 2:g} s"
+            ) from None
         except BaseException:
             await self.stop()
             raise

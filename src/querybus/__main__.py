@@ -1,0 +1,5 @@
+"""``python -m querybus`` runs the command line."""
+
+from querybus.cli.main import main
+
+main()
