@@ -333,7 +333,11 @@ class AdapterService:
             address = _reply_address_from_headers(record)
             cid = record.header(Headers.CORRELATION_ID)
             if address is not None and cid is not None:
-                await self._reply_failure(address, cid.decode(), exc, Timings(), None)
+                owner = record.header(Headers.CLIENT_ID)
+                await self._reply_failure(
+                    address, cid.decode(), exc, Timings(), None,
+                    client=owner.decode(errors="replace") if owner else None,
+                )
             return
 
         timings = Timings(queue=max(0.0, received - request.sent_at) if request.sent_at else 0.0)
@@ -345,21 +349,35 @@ class AdapterService:
                 request.params if self.settings.log_parameters else f"<{len(request.params)} values>",
             )
 
-        if request.idem is not None:
+        while request.idem is not None:
             cached = self._idem.get(request.idem)
-            if cached is not None:
-                data = cached if isinstance(cached, bytes) else await asyncio.shield(cached)
-                await self._send_reply(request.reply_to, request.id, _with_id(data, request.id), request.deadline, failure=False)
-                return
-            self._idem.begin(request.idem)
+            if cached is None:
+                self._idem.begin(request.idem)
+                break
+            if isinstance(cached, bytes):
+                data = cached
+            else:
+                try:
+                    data = await asyncio.shield(cached)
+                except asyncio.CancelledError:
+                    if not cached.cancelled():
+                        raise
+                    # The running duplicate failed (failures are not cached): a
+                    # waiter must not be left without a reply, so it runs itself.
+                    continue
+            await self._send_reply(
+                request.reply_to, request.id, _with_id(data, request.id), request.deadline,
+                failure=False, client=request.client,
+            )
+            return
 
-        reply: QueryResult | QueryFailure
-        data: bytes | None = None
         try:
             outcome = await self._execute(request)
         except QueryBusError as exc:
             timings.total = time.perf_counter() - started
-            await self._reply_failure(request.reply_to, request.id, exc, timings, request.deadline)
+            await self._reply_failure(
+                request.reply_to, request.id, exc, timings, request.deadline, client=request.client
+            )
             if request.idem is not None:
                 self._idem.finish(request.idem, None)
             return
@@ -385,7 +403,9 @@ class AdapterService:
                 f"the reply is {len(data)} bytes; the limit is {self.bus.max_message_bytes} "
                 "(add a LIMIT, or page through the rows)"
             )
-            await self._reply_failure(request.reply_to, request.id, err, timings, request.deadline)
+            await self._reply_failure(
+                request.reply_to, request.id, err, timings, request.deadline, client=request.client
+            )
             if request.idem is not None:
                 self._idem.finish(request.idem, None)
             return
@@ -396,7 +416,9 @@ class AdapterService:
         self.metrics.route_seconds.observe(timings.route)
         if request.idem is not None:
             self._idem.finish(request.idem, data)
-        await self._send_reply(request.reply_to, request.id, data, request.deadline, failure=False)
+        await self._send_reply(
+            request.reply_to, request.id, data, request.deadline, failure=False, client=request.client
+        )
 
     async def _execute(self, request: QueryRequest) -> Outcome:
         remaining = request.deadline - time.time()
@@ -425,6 +447,8 @@ class AdapterService:
         exc: QueryBusError,
         timings: Timings,
         deadline: float | None,
+        *,
+        client: str | None = None,
     ) -> None:
         sqlstate = exc.sqlstate if isinstance(exc, QueryError) else None
         info = ErrorInfo(
@@ -439,14 +463,27 @@ class AdapterService:
         self.metrics.errors.labels(exc.code, (sqlstate or "")[:2]).inc()
         log.info("request %s failed: %s: %s", correlation_id, exc.code, exc)
         data = encode(QueryFailure(id=correlation_id, error=info, timings=timings, served_by=self.instance_id))
-        await self._send_reply(address, correlation_id, data, deadline, failure=True)
+        await self._send_reply(address, correlation_id, data, deadline, failure=True, client=client)
 
     async def _send_reply(
-        self, address: ReplyAddress, correlation_id: str, data: bytes, deadline: float | None, *, failure: bool
+        self,
+        address: ReplyAddress,
+        correlation_id: str,
+        data: bytes,
+        deadline: float | None,
+        *,
+        failure: bool,
+        client: str | None = None,
     ) -> None:
-        """Produce the reply; retry while the caller can still use it."""
+        """Produce the reply; retry while the caller can still use it.
+
+        The client id travels as a header so that clients sharing a reply
+        partition skip each other's replies instead of counting them as late.
+        """
         assert self._producer is not None
         headers = [(Headers.CORRELATION_ID, correlation_id.encode())]
+        if client:
+            headers.append((Headers.CLIENT_ID, client.encode()))
         while True:
             try:
                 await self._producer.send(address.topic, data, partition=address.partition, headers=headers)

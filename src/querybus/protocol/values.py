@@ -104,7 +104,7 @@ def _time(s: str) -> dt.time:
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$dec": Decimal,
     "$uuid": UUID,
-    "$bytes": base64.b64decode,
+    "$bytes": lambda v: base64.b64decode(v, validate=True),
     "$dt": dt.datetime.fromisoformat,
     "$date": dt.date.fromisoformat,
     "$time": _time,
