@@ -59,12 +59,8 @@ class Policy:
             raise RequestRejectedError(
                 f"exactly one SQL statement per request is allowed, got {info.statement_count}"
             )
-        if getattr(info, "session_control", False):  # TODO(lead): field lands with routing
-            raise RequestRejectedError(
-                f"{getattr(info, 'statement_type', '?')} is not allowed: each request runs alone on a pooled "
-                "connection in autocommit, so transaction control and session settings "
-                "cannot carry over to another request"
-            )
+        if info.refusal is not None:
+            raise RequestRejectedError(f"{info.statement_type} is not allowed: {info.refusal}")
         if info.operation is OperationType.DDL and not self.allow_ddl:
             raise RequestRejectedError("DDL is not allowed through this adapter")
         declared = request.op

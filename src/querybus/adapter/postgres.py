@@ -35,6 +35,14 @@ from querybus.protocol.messages import Column, QueryRequest
 
 # Raised by asyncpg itself (not the server) for a parameter it cannot encode.
 _ClientDataError = asyncpg.exceptions._base.DataError
+# Everything asyncpg (or the socket under it) raises, mapped by map_database_error.
+_DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. the server shut down mid-statement
+    OSError,
+    asyncio.TimeoutError,
+)
 
 __all__ = [
     "PostgresExecutor",
@@ -82,7 +90,7 @@ async def create_pool(
                 "statement_timeout": str(int(max_statement_timeout * 1000)),
             },
         )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+    except _DATABASE_ERRORS as exc:
         raise map_database_error(exc) from exc
     return pool
 
@@ -111,7 +119,7 @@ def map_database_error(exc: BaseException) -> QueryBusError:
         # asyncpg's client-side DataError: a parameter it cannot encode (a str
         # for an int4 column, …). The caller's fault: invalid_parameter_value.
         return query_error_class("22023")(str(exc), sqlstate="22023")
-    if isinstance(exc, (OSError, asyncpg.InterfaceError, ConnectionError)):
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
         return OperationalError(f"database unreachable: {exc}", sqlstate="08006")
     return QueryError(f"{type(exc).__name__}: {exc}")
 
@@ -167,8 +175,11 @@ async def run_on_connection(
                 rowcount=_rowcount(command, len(rows)),
             )
         if want_lsn:
-            outcome.lsn = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+            # The insert position, not pg_current_wal_lsn(): with
+            # synchronous_commit=off the write position can still be behind
+            # this statement's own commit record.
+            outcome.lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+    except _DATABASE_ERRORS as exc:
         raise map_database_error(exc) from exc
     outcome.execute_seconds = time.perf_counter() - started
     return outcome
@@ -223,7 +234,7 @@ class PostgresExecutor:
                     conn, request, params, timeout=timeout,
                     session_timeout=self._max_statement_timeout,
                 )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+        except _DATABASE_ERRORS as exc:
             raise map_database_error(exc) from exc
 
     async def ping(self, timeout: float) -> None:
@@ -231,5 +242,5 @@ class PostgresExecutor:
         try:
             async with pool.acquire(timeout=timeout) as conn:
                 await conn.fetchval("SELECT 1", timeout=timeout)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+        except _DATABASE_ERRORS as exc:
             raise map_database_error(exc) from exc

@@ -412,8 +412,8 @@ class AdapterService:
         self.metrics.execute.observe(timings.execute)
         self.metrics.latency.observe(timings.total)
         self.metrics.requests.labels("ok").inc()
-        self.metrics.route.labels(route.target, route.reason).inc()
-        self.metrics.route_seconds.observe(timings.route)
+        if outcome.route is None:  # a router counts its own decisions
+            self.metrics.route.labels(route.target, route.reason).inc()
         if request.idem is not None:
             self._idem.finish(request.idem, data)
         await self._send_reply(

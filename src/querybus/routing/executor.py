@@ -1,0 +1,431 @@
+"""RoutingExecutor: an :class:`~querybus.adapter.executor.Executor` over a
+primary and any number of streaming replicas, choosing a target per statement.
+
+Statement execution itself is :func:`querybus.adapter.postgres.run_on_connection`
+(the same code the single-server executor uses); this module only decides
+where, retries elsewhere when a server fails, and records why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from querybus.adapter.executor import Outcome
+from querybus.adapter.postgres import run_on_connection
+from querybus.errors import (
+    NoEligibleTargetError,
+    OperationalError,
+    QueryBusError,
+    QueryCanceledError,
+    ReadOnlyTransactionError,
+)
+from querybus.observability.metrics import Metrics
+from querybus.protocol.messages import QueryRequest, RouteInfo
+from querybus.routing.classify import Classification, Classifier, FunctionCatalog
+from querybus.routing.decisions import RoutingDecision
+from querybus.routing.monitor import Monitor
+from querybus.routing.reasons import Reason
+from querybus.routing.router import Plan, Router
+from querybus.routing.settings import RoutingSettings
+from querybus.routing.strategies import Strategy
+from querybus.routing.targets import (
+    ReplicaConfig,
+    Target,
+    commit_lsn,
+    dsn_name,
+    is_target_failure,
+    wait_replayed,
+)
+
+# RoutingSettings is re-exported: callers build both from one import.
+__all__ = ["RoutingExecutor", "RoutingSettings"]
+
+log = logging.getLogger(__name__)
+
+
+class _Attempt:
+    """Book-keeping of one request across its attempts."""
+
+    __slots__ = ("attempts", "decided_at", "error", "reason", "target")
+
+    def __init__(self, reason: Reason) -> None:
+        self.reason = reason
+        # perf_counter() when the attempt that produced the result began: the
+        # time before it is routing (classification, plan, waits, failed tries).
+        self.decided_at = 0.0
+        self.target: Target | None = None
+        self.attempts = 0
+        self.error: QueryBusError | None = None
+
+
+class RoutingExecutor:
+    """Runs each request on the primary or on a replica.
+
+    Args:
+        primary_dsn: the primary.
+        replica_dsns: the replicas, as DSNs or :class:`ReplicaConfig`; when
+            None, ``settings.replicas``.
+        settings: routing settings (default: ``RoutingSettings()``).
+        metrics: where to count decisions (``querybus_route_total``,
+            ``querybus_route_seconds``).
+        on_decision: called with every :class:`RoutingDecision` after the
+            statement ran (the adapter publishes them); must not block. An
+            exception from it is logged, never raised to the caller.
+        catalog: function volatility to classify with; when given,
+            ``settings.load_catalog`` is ignored (nothing is read from pg_proc).
+        strategy: a balancing strategy object (default: ``settings.strategy``).
+        pool_size: connections per server; overrides ``settings.pool_size``.
+
+    ``metrics`` and ``on_decision`` are also plain attributes, so a service
+    built after its executor can attach them before ``start()``.
+    """
+
+    name = "routing"
+
+    def __init__(
+        self,
+        primary_dsn: str,
+        replica_dsns: Sequence[str | ReplicaConfig] | None = None,
+        *,
+        settings: RoutingSettings | None = None,
+        metrics: Metrics | None = None,
+        on_decision: Callable[[RoutingDecision], None] | None = None,
+        catalog: FunctionCatalog | None = None,
+        strategy: Strategy | None = None,
+        pool_size: int | None = None,
+    ) -> None:
+        settings = settings or RoutingSettings()
+        if pool_size is not None:
+            settings = dataclasses.replace(settings, pool_size=pool_size)
+        self.settings = settings
+        configs = [
+            r if isinstance(r, ReplicaConfig) else ReplicaConfig(dsn=r)
+            for r in (settings.replicas if replica_dsns is None else replica_dsns)
+        ]
+        self.primary = self._target("primary", primary_dsn, is_primary=True)
+        self.replicas: list[Target] = []
+        names: set[str] = set()
+        for cfg in configs:
+            name = cfg.name or dsn_name(cfg.dsn)
+            base, n = name, 2
+            while name in names:  # two replicas on one host:port (test set-ups)
+                name, n = f"{base}#{n}", n + 1
+            names.add(name)
+            self.replicas.append(self._target(name, cfg.dsn, weight=cfg.weight, group=cfg.group))
+        self.classifier = Classifier(catalog, cache_size=settings.cache_size)
+        self.router = Router(self.primary, self.replicas, settings, strategy)
+        self.monitor = Monitor(self.primary, self.replicas, settings, self.classifier)
+        # An explicit catalog is the caller's choice: do not overwrite it from pg_proc.
+        self._auto_catalog = catalog is None and settings.load_catalog
+        self.monitor.catalog_stale = self._auto_catalog
+        self.metrics = metrics
+        self.on_decision = on_decision
+
+    def _target(
+        self,
+        name: str,
+        dsn: str,
+        *,
+        is_primary: bool = False,
+        weight: float = 1.0,
+        group: str = "default",
+    ) -> Target:
+        s = self.settings
+        return Target(
+            name,
+            dsn,
+            is_primary=is_primary,
+            weight=weight,
+            group=group,
+            pool_size=s.pool_size,
+            max_statement_timeout=s.max_statement_timeout,
+            connect_timeout=s.connect_timeout,
+        )
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the primary's pool, then the replicas' (a replica that is down
+        is banned, not fatal), take a first lag sample and start monitoring.
+
+        Raises:
+            OperationalError: the primary cannot be reached.
+        """
+        await self.primary.open()
+        for replica in self.replicas:
+            try:
+                await replica.open()
+            except QueryBusError as exc:
+                log.warning("routing: replica %s unavailable at start: %s", replica.label, exc)
+                replica.mark_failed(
+                    exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
+                )
+        await self.monitor.start()
+
+    async def stop(self) -> None:
+        """Stop monitoring and close every pool."""
+        await self.monitor.stop()
+        for target in [*self.replicas, self.primary]:
+            await target.close()
+
+    async def __aenter__(self) -> RoutingExecutor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def ping(self, timeout: float) -> None:
+        """Raise unless the primary answers ``SELECT 1`` in time (replicas are optional).
+
+        Raises:
+            OperationalError: the primary does not answer.
+        """
+        await self.primary.ping_pool(timeout)
+
+    # -- running -----------------------------------------------------------
+
+    def classify(self, sql: str) -> Classification:
+        """How the router classifies ``sql`` (cached; no I/O)."""
+        return self.classifier.classify(sql)
+
+    async def run(
+        self,
+        request: QueryRequest,
+        params: Sequence[Any],
+        *,
+        timeout: float,
+    ) -> Outcome:
+        """Run ``request`` where the routing rules say.
+
+        Raises:
+            QueryError: the database refused the statement (precise subclass).
+            OperationalError: no server that may run it could be reached.
+            NoEligibleTargetError: a read that may not use the primary found no replica.
+        """
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        cls = self.classifier.classify(request.sql)
+        try:
+            plan = self.router.plan(request, cls)
+        except QueryBusError as exc:
+            self._record(request, cls, _failed(cls, exc), None, started)
+            raise
+        state = _Attempt(plan.reason)
+        try:
+            outcome = await self._execute(request, params, cls, plan, state, deadline)
+        except QueryBusError as exc:
+            state.error = exc
+            self._record(request, cls, state, None, started)
+            raise
+        if cls.reason is Reason.DDL and self._auto_catalog:
+            # CREATE/ALTER/DROP FUNCTION changes pg_proc: re-read it on the next round.
+            self.monitor.catalog_stale = True
+        self._record(request, cls, state, outcome, started)
+        return outcome
+
+    async def _execute(
+        self,
+        request: QueryRequest,
+        params: Sequence[Any],
+        cls: Classification,
+        plan: Plan,
+        state: _Attempt,
+        deadline: float,
+    ) -> Outcome:
+        replicas = plan.replicas[: self.settings.read_attempts]
+        for target in replicas:
+            outcome = await self._try_replica(target, request, params, cls, state, deadline)
+            if outcome is not None:
+                return outcome
+            if state.reason is Reason.READ_ONLY_RETRY:
+                break
+        else:
+            if plan.pending and plan.min_lsn is not None and not state.attempts:
+                outcome = await self._try_pending(plan, request, params, state, deadline)
+                if outcome is not None:
+                    return outcome
+        if not (plan.primary or state.reason is Reason.READ_ONLY_RETRY):
+            if state.error is not None:
+                raise state.error
+            raise NoEligibleTargetError("no replica could serve this read")
+        if state.attempts and state.reason is not Reason.READ_ONLY_RETRY:
+            state.reason = Reason.FAILOVER_RETRY
+        elif not state.attempts:
+            state.reason = plan.primary_reason
+        # A statement a replica refused as a write did write here: its caller
+        # needs the LSN for read-your-writes like any other writer's.
+        want_lsn = cls.writes or self.router.is_learned(cls.fingerprint)
+        return await self._run_on(self.primary, request, params, state, deadline, want_lsn=want_lsn)
+
+    async def _try_replica(
+        self,
+        target: Target,
+        request: QueryRequest,
+        params: Sequence[Any],
+        cls: Classification,
+        state: _Attempt,
+        deadline: float,
+    ) -> Outcome | None:
+        """Run on one replica; None when the caller should try the next target.
+
+        Raises:
+            QueryError: the statement itself failed (another server would fail too).
+        """
+        if state.attempts:
+            state.reason = Reason.FAILOVER_RETRY
+        try:
+            return await self._run_on(target, request, params, state, deadline, want_lsn=False)
+        except ReadOnlyTransactionError as exc:
+            # The classifier missed a write (a function that writes, say): it
+            # never ran, so the primary can run it, and we remember the statement.
+            log.info("routing: %s refused %s as a write; learned", target.label, cls.fingerprint)
+            self.router.learn_primary_only(cls.fingerprint)
+            state.reason = Reason.READ_ONLY_RETRY
+            state.error = exc
+            return None
+        except OperationalError as exc:
+            if not is_target_failure(exc):
+                raise
+            target.mark_failed(
+                exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
+            )
+            state.error = exc
+            return None
+
+    async def _try_pending(
+        self,
+        plan: Plan,
+        request: QueryRequest,
+        params: Sequence[Any],
+        state: _Attempt,
+        deadline: float,
+    ) -> Outcome | None:
+        """Wait (up to the budget) for the best pending replica to replay the
+        caller's LSN, then run there on the same connection."""
+        assert plan.min_lsn is not None
+        target = plan.pending[0]
+        budget = min(self.settings.ryw_wait, deadline - time.monotonic())
+        if budget <= 0:
+            return None
+        try:
+            async with target.connection(budget) as conn:
+                lsn = await wait_replayed(
+                    conn, plan.min_lsn, budget=budget, poll=self.settings.ryw_poll
+                )
+                if lsn is None:
+                    return None
+                target.replayed_lsn = max(target.replayed_lsn, lsn)
+                state.attempts += 1
+                state.target = target
+                state.decided_at = time.perf_counter()
+                return await run_on_connection(
+                    conn,
+                    request,
+                    params,
+                    timeout=_left(deadline),
+                    session_timeout=self.settings.max_statement_timeout,
+                )
+        except OperationalError as exc:
+            if not is_target_failure(exc):
+                raise
+            target.mark_failed(
+                exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
+            )
+            return None
+
+    async def _run_on(
+        self,
+        target: Target,
+        request: QueryRequest,
+        params: Sequence[Any],
+        state: _Attempt,
+        deadline: float,
+        *,
+        want_lsn: bool,
+    ) -> Outcome:
+        state.attempts += 1
+        state.target = target
+        state.decided_at = time.perf_counter()
+        timeout = _left(deadline)
+        async with target.connection(timeout) as conn:
+            outcome = await run_on_connection(
+                conn,
+                request,
+                params,
+                timeout=_left(deadline),
+                session_timeout=self.settings.max_statement_timeout,
+            )
+            if want_lsn:
+                outcome.lsn = await commit_lsn(conn)
+            return outcome
+
+    # -- recording -----------------------------------------------------------
+
+    def _record(
+        self,
+        request: QueryRequest,
+        cls: Classification,
+        state: _Attempt,
+        outcome: Outcome | None,
+        started: float,
+    ) -> None:
+        target = state.target
+        label = target.label if target is not None else "none"
+        execute = outcome.execute_seconds if outcome is not None else 0.0
+        route_seconds = (state.decided_at or time.perf_counter()) - started
+        if outcome is not None:
+            outcome.route = RouteInfo(
+                target=label, reason=state.reason.value, complexity=cls.complexity.label()
+            )
+            outcome.route_seconds = route_seconds
+        if self.metrics is not None:
+            self.metrics.route.labels(target=label, reason=state.reason.value).inc()
+            self.metrics.route_seconds.observe(route_seconds)
+        if self.on_decision is None:
+            return
+        sample = target.sample if target is not None and not target.is_primary else None
+        error = state.error if outcome is None else None
+        decision = RoutingDecision(
+            request_id=request.id,
+            fingerprint=cls.fingerprint,
+            target=label,
+            reason=state.reason.value,
+            classified=cls.role.value,
+            complexity_score=cls.complexity.score,
+            complexity_class=cls.complexity.klass.value,
+            lag_seconds=sample.lag_seconds if sample is not None else None,
+            lag_bytes=sample.lag_bytes if sample is not None else None,
+            route_seconds=route_seconds,
+            execute_seconds=execute,
+            attempts=state.attempts,
+            ok=outcome is not None,
+            error=(getattr(error, "sqlstate", None) or error.code) if error is not None else None,
+            timestamp=time.time(),
+        )
+        try:
+            self.on_decision(decision)
+        except Exception:  # a broken sink must not fail the caller's request
+            log.exception("routing: on_decision callback failed")
+
+
+def _failed(cls: Classification, exc: QueryBusError) -> _Attempt:
+    state = _Attempt(cls.reason)
+    state.error = exc
+    return state
+
+
+def _left(deadline: float) -> float:
+    """Seconds left before ``deadline``.
+
+    Raises:
+        QueryCanceledError: none are (as if ``statement_timeout`` had fired).
+    """
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise QueryCanceledError("the request's deadline passed while routing", sqlstate="57014")
+    return left

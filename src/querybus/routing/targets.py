@@ -1,0 +1,364 @@
+"""Database targets: the primary and the replicas, each with its pool and state.
+
+This module and :mod:`querybus.adapter.postgres` are the only asyncpg
+importers. Every asyncpg or socket exception is mapped to a querybus error
+here (through :func:`querybus.adapter.postgres.map_database_error`).
+
+Each target has two ways in: a pool for requests, and one separate
+*monitor* connection for lag sampling and health checks, so that a pool
+saturated by load cannot starve the monitor (which would then see stale
+samples and wrongly take the replica out of rotation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from querybus.adapter.postgres import create_pool, map_database_error
+from querybus.errors import OperationalError, QueryCanceledError
+from querybus.routing.lag import LagSample, parse_lsn
+
+__all__ = [
+    "ReplicaConfig",
+    "Target",
+    "commit_lsn",
+    "dsn_name",
+    "is_target_failure",
+    "wait_replayed",
+]
+
+log = logging.getLogger(__name__)
+
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# What asyncpg raises when the server goes away mid-operation, beyond the
+# mapped errors: its protocol state machine is left in an operation.
+_BROKEN = (asyncpg.InternalClientError, asyncpg.InterfaceError, ConnectionError)
+
+_REPLICA_STATUS = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    """One replica.
+
+    Attributes:
+        dsn: where it is.
+        name: its name in replies and metrics (``replica:<name>``); ``host:port`` when empty.
+        weight: its share of reads under weighted strategies.
+        group: its replica pool; ``RoutingSettings.complex_pool`` names the group
+            that serves complex reads.
+    """
+
+    dsn: str
+    name: str = ""
+    weight: float = 1.0
+    group: str = "default"
+
+
+def dsn_name(dsn: str) -> str:
+    """``host:port`` of a DSN (never the password), for naming a target."""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "local"
+        return f"{host}:{parts.port or 5432}"
+    except ValueError:
+        return "replica"
+
+
+def is_target_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the *server* failed (retry elsewhere, ban it) rather
+    than the statement (the same error would come from any server)."""
+    if isinstance(exc, QueryCanceledError):
+        return False  # our own deadline: another server would not be faster
+    return isinstance(exc, OperationalError)
+
+
+@dataclass(eq=False)
+class Target:
+    """A database server the router can send statements to.
+
+    Attributes:
+        name: ``"primary"`` or the replica's name.
+        dsn: where it is.
+        is_primary: the primary (writes) or a replica.
+        weight: balancing weight.
+        group: replica group (see :class:`ReplicaConfig`).
+        outstanding: requests running on it now.
+        failures: consecutive failures; drives the ban length.
+        banned_until: ``time.monotonic()`` before which it gets no reads.
+        sample: the latest lag sample (replicas).
+        replayed_lsn: highest replay LSN ever seen (replay only moves forward,
+            so this is a safe lower bound at any later time).
+    """
+
+    name: str
+    dsn: str
+    is_primary: bool = False
+    weight: float = 1.0
+    group: str = "default"
+    pool_size: int = 10
+    max_statement_timeout: float = 30.0
+    connect_timeout: float = 2.0
+    outstanding: int = 0
+    failures: int = 0
+    banned_until: float = 0.0
+    sample: LagSample | None = None
+    replayed_lsn: int = 0
+    last_error: str = ""
+    _pool: Any = field(default=None, repr=False)
+    _monitor: Any = field(default=None, repr=False)
+    _monitor_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    @property
+    def label(self) -> str:
+        """``"primary"`` or ``"replica:<name>"``: the form replies and metrics use."""
+        return "primary" if self.is_primary else f"replica:{self.name}"
+
+    # -- health -----------------------------------------------------------
+
+    def banned(self, now: float | None = None) -> bool:
+        """Whether it is temporarily out of rotation."""
+        return (time.monotonic() if now is None else now) < self.banned_until
+
+    def mark_failed(self, error: BaseException, *, base: float, maximum: float) -> None:
+        """Ban it for ``base * 2**(failures - 1)`` seconds, at most ``maximum``."""
+        self.failures += 1
+        self.last_error = str(error)
+        self.banned_until = time.monotonic() + min(base * 2 ** (self.failures - 1), maximum)
+
+    def mark_ok(self) -> None:
+        """It answered: back in rotation."""
+        self.failures = 0
+        self.banned_until = 0.0
+        self.last_error = ""
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the pool (idempotent).
+
+        Raises:
+            OperationalError: the server cannot be reached.
+        """
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.dsn,
+                size=self.pool_size,
+                max_statement_timeout=self.max_statement_timeout,
+                application_name=f"querybus-router-{self.label}",
+            )
+
+    async def close(self) -> None:
+        """Close the pool and the monitor connection."""
+        pool, self._pool = self._pool, None
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(monitor.close(), timeout=5)
+            if not monitor.is_closed():
+                monitor.terminate()
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except (TimeoutError, OSError, asyncpg.InterfaceError):
+                pool.terminate()
+
+    @contextlib.asynccontextmanager
+    async def connection(self, wait: float) -> AsyncIterator[Any]:
+        """A pooled connection, counted in :attr:`outstanding`.
+
+        A connection that breaks while in use (the server shut down under it)
+        surfaces as :class:`OperationalError`, whatever asyncpg raised, so the
+        router can ban this target and retry elsewhere.
+
+        Raises:
+            OperationalError: no connection within ``wait`` seconds, the server
+                is down, or the connection broke while in use.
+        """
+        self.outstanding += 1
+        try:
+            if self._pool is None:
+                await self.open()
+            try:
+                # asyncio.timeout, not acquire(timeout=…): asyncpg implements that
+                # with wait_for, a task per acquire, which costs ~tens of µs per request.
+                async with asyncio.timeout(min(wait, self.connect_timeout)):
+                    conn = await self._pool.acquire()
+            except _DB_ERRORS as exc:
+                raise map_database_error(exc) from exc
+            try:
+                yield conn
+            except _BROKEN as exc:
+                raise OperationalError(
+                    f"connection to {self.label} broke: {exc}", sqlstate="08006"
+                ) from exc
+            finally:
+                try:
+                    await self._pool.release(conn)
+                except Exception as exc:
+                    # Resetting a broken connection fails; asyncpg has already
+                    # terminated it, and the statement's result (or error) stands.
+                    log.debug("routing: releasing a connection to %s: %r", self.label, exc)
+        finally:
+            self.outstanding -= 1
+
+    async def ping_pool(self, wait: float) -> None:
+        """Raise unless a pooled connection answers ``SELECT 1`` in time.
+
+        Raises:
+            OperationalError: it does not.
+        """
+        async with self.connection(wait) as conn:
+            try:
+                await conn.fetchval("SELECT 1", timeout=wait)
+            except (
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                OSError,
+                TimeoutError,
+            ) as exc:
+                raise map_database_error(exc) from exc
+
+    # -- monitoring (own connection) --------------------------------------
+
+    async def _monitor_call(self, query: str, *args: Any, wait: float) -> Any:
+        """Run ``query`` on the monitor connection, reconnecting when needed.
+
+        Raises:
+            OperationalError: the server cannot be reached.
+            QueryError: the server refused the query.
+        """
+        async with self._monitor_lock:
+            try:
+                if self._monitor is None or self._monitor.is_closed():
+                    self._monitor = await asyncpg.connect(
+                        self.dsn,
+                        timeout=min(wait, self.connect_timeout),
+                        server_settings={"application_name": "querybus-router-monitor"},
+                    )
+                return await self._monitor.fetchrow(query, *args, timeout=wait)
+            except (
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                OSError,
+                TimeoutError,
+            ) as exc:
+                # A half-dead connection must not be reused for the next sample.
+                if self._monitor is not None:
+                    self._monitor.terminate()
+                    self._monitor = None
+                raise map_database_error(exc) from exc
+
+    async def ping(self, wait: float) -> None:
+        """Raise unless the server answers ``SELECT 1`` in time.
+
+        Raises:
+            OperationalError: it does not.
+        """
+        await self._monitor_call("SELECT 1", wait=wait)
+
+    async def current_wal_lsn(self, wait: float) -> int:
+        """The primary's ``pg_current_wal_lsn()``.
+
+        Raises:
+            OperationalError: the server cannot be reached.
+            QueryError: the server refused (e.g. it is in recovery).
+        """
+        row = await self._monitor_call("SELECT pg_current_wal_lsn()::text", wait=wait)
+        return parse_lsn(row[0])
+
+    async def replica_status(self, wait: float) -> tuple[bool, int | None]:
+        """``(pg_is_in_recovery(), pg_last_wal_replay_lsn())`` of a replica.
+
+        Raises:
+            OperationalError: the server cannot be reached.
+            QueryError: the server refused the query.
+        """
+        row = await self._monitor_call(_REPLICA_STATUS, wait=wait)
+        in_recovery, lsn = bool(row[0]), row[1]
+        replay = parse_lsn(lsn) if lsn else None
+        if replay is not None and replay > self.replayed_lsn:
+            self.replayed_lsn = replay
+        return in_recovery, replay
+
+    async def function_catalog(self, query: str, wait: float) -> dict[str, str]:
+        """Function name → worst volatility, read from ``pg_proc``.
+
+        Raises:
+            OperationalError: the server cannot be reached.
+            QueryError: the server refused the query.
+        """
+        async with self._monitor_lock:
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=min(wait, self.connect_timeout))
+                try:
+                    rows = await conn.fetch(query, timeout=wait)
+                finally:
+                    await conn.close()
+            except (
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                OSError,
+                TimeoutError,
+            ) as exc:
+                raise map_database_error(exc) from exc
+        return {str(r[0]): str(r[1]) for r in rows}
+
+
+async def commit_lsn(conn: Any) -> str:
+    """The WAL *insert* position on ``conn``'s server, read right after a write.
+
+    Not ``pg_current_wal_lsn()``: that is the *write* position, which with
+    ``synchronous_commit = off`` can still be behind our own commit record, so
+    a replica that replayed it could miss the write (we measured exactly that
+    stale read). The insert position is past every record already inserted.
+
+    Raises:
+        OperationalError: the connection failed.
+        QueryError: the server refused the query.
+    """
+    try:
+        return str(await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        raise map_database_error(exc) from exc
+
+
+async def wait_replayed(conn: Any, min_lsn: int, *, budget: float, poll: float) -> int | None:
+    """Poll ``pg_last_wal_replay_lsn()`` on ``conn`` until it reaches ``min_lsn``.
+
+    Returns the replayed LSN once it is ``>= min_lsn``, or ``None`` when the
+    budget ran out first.
+
+    Raises:
+        OperationalError: the connection failed.
+        QueryError: the server refused the query.
+    """
+    deadline = time.monotonic() + budget
+    while True:
+        try:
+            text = await conn.fetchval(
+                "SELECT pg_last_wal_replay_lsn()::text", timeout=max(budget, 1.0)
+            )
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            OSError,
+            TimeoutError,
+        ) as exc:
+            raise map_database_error(exc) from exc
+        if text is not None:
+            lsn = parse_lsn(text)
+            if lsn >= min_lsn:
+                return lsn
+        if time.monotonic() + poll > deadline:
+            return None
+        await asyncio.sleep(poll)
