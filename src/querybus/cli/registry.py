@@ -1,0 +1,165 @@
+"""``querybus registry ls`` and ``querybus registry watch``.
+
+The backend comes from the environment: ``QUERYBUS_REGISTRY``
+(``memory|kafka|etcd|consul``) plus ``KAFKA_BOOTSTRAP_SERVERS``,
+``ETCD_ENDPOINTS`` or ``CONSUL_HTTP_ADDR``, and ``QUERYBUS_TOPIC_PREFIX``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from querybus.errors import QueryBusError
+from querybus.registry import (
+    HealthStatus,
+    RegistryBackend,
+    RegistryClient,
+    RegistrySettings,
+    ServiceInstance,
+    registry_from_settings,
+)
+
+__all__ = ["registry_app"]
+
+registry_app = typer.Typer(no_args_is_help=True, add_completion=False)
+_out = Console()
+_err = Console(stderr=True)
+
+_STYLE = {
+    HealthStatus.PASSING: "green",
+    HealthStatus.WARNING: "yellow",
+    HealthStatus.CRITICAL: "red",
+}
+
+
+def _as_dict(instance: ServiceInstance, now: float) -> dict[str, Any]:
+    return {
+        "name": instance.name,
+        "instance_id": instance.instance_id,
+        "service_type": instance.service_type,
+        "status": instance.status.value,
+        "endpoint": instance.endpoint,
+        "metadata": instance.metadata,
+        "note": instance.note,
+        "last_heartbeat": instance.last_heartbeat,
+        "last_heartbeat_age": round(max(0.0, now - instance.last_heartbeat), 3),
+        "ttl": instance.ttl,
+        "registered_at": instance.registered_at,
+    }
+
+
+def _with_backend(use: Callable[[RegistryBackend], Awaitable[int]]) -> None:
+    """Open the configured backend, run ``use`` and exit with its code.
+
+    Raises:
+        typer.Exit: always, with 0 on success and 1 when the registry failed.
+    """
+
+    async def main() -> int:
+        backend = registry_from_settings(RegistrySettings.from_env())
+        await backend.start()
+        try:
+            return await use(backend)
+        finally:
+            await backend.stop()
+
+    try:
+        code = asyncio.run(main())
+    except QueryBusError as exc:
+        _err.print(f"[red]registry error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@registry_app.command("ls")
+def ls(
+    service_type: Annotated[
+        str | None, typer.Option("--type", help="Only instances of this service type.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Only this service.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only this status: passing, warning, critical.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the live registered instances."""
+    wanted = None
+    if status is not None:
+        try:
+            wanted = HealthStatus(status.lower())
+        except ValueError:
+            _err.print(f"[red]unknown status {status!r}[/red]: use passing, warning or critical")
+            raise typer.Exit(2) from None
+
+    async def use(backend: RegistryBackend) -> int:
+        found = await RegistryClient(backend).instances(
+            name, service_type=service_type, status=wanted
+        )
+        now = time.time()
+        if as_json:
+            # print(), not rich: JSON must reach the pipe byte for byte.
+            print(json.dumps([_as_dict(i, now) for i in found], indent=2))
+            return 0
+        if backend.kind == "memory":
+            _err.print(
+                "[yellow]QUERYBUS_REGISTRY is memory: only this process's registrations "
+                "are visible (set it to kafka, etcd or consul)[/yellow]"
+            )
+        table = Table(title=f"registry ({backend.kind})")
+        for column in ("name", "instance", "type", "status", "endpoint", "last heartbeat"):
+            table.add_column(column)
+        for i in found:
+            table.add_row(
+                i.name,
+                i.instance_id,
+                i.service_type,
+                f"[{_STYLE[i.status]}]{i.status.value}[/]",
+                i.endpoint,
+                f"{max(0.0, now - i.last_heartbeat):.1f}s ago",
+            )
+        _out.print(table)
+        return 0
+
+    _with_backend(use)
+
+
+@registry_app.command("watch")
+def watch(
+    name: Annotated[str | None, typer.Option("--name", help="Only this service.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print instances as they are added, updated and removed (Ctrl-C stops)."""
+
+    async def use(backend: RegistryBackend) -> int:
+        events = RegistryClient(backend).watch(name)
+        try:
+            async for event in events:
+                now = time.time()
+                if as_json:
+                    print(
+                        json.dumps({"event": event.kind.value, **_as_dict(event.instance, now)}),
+                        flush=True,
+                    )
+                    continue
+                i = event.instance
+                _out.print(
+                    f"{time.strftime('%H:%M:%S')} {event.kind.value:<8} {i.name} {i.instance_id} "
+                    f"[{_STYLE[i.status]}]{i.status.value}[/] {i.endpoint}"
+                )
+        finally:
+            with contextlib.suppress(QueryBusError):
+                await events.aclose()
+        return 0
+
+    _with_backend(use)

@@ -1,0 +1,1 @@
+"""Stand-ins for services that cannot run on our machines (only Consul, so far)."""
