@@ -465,6 +465,8 @@ export POSTGRES_REPLICA_HOST=127.0.0.1
 export POSTGRES_REPLICA_PORT=$PG_REPLICA_PORT
 export QUERYBUS_REPLICA_DSNS=postgresql://postgres:$pw@127.0.0.1:$PG_REPLICA_PORT/$DB_NAME
 export ETCD_ENDPOINTS=http://127.0.0.1:$ETCD_PORT
+# The registry adapters register in and clients discover from (docs/registry.md).
+export QUERYBUS_REGISTRY=etcd
 EOF
     )
     mv "$STACK/env.tmp" "$STACK/env"

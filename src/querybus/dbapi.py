@@ -54,7 +54,7 @@ paramstyle = "pyformat"
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
-class Warning(Exception):  # noqa: A001 - the name is fixed by PEP 249
+class Warning(Exception):
     pass
 
 
@@ -110,7 +110,9 @@ def _translate(exc: qb.QueryBusError) -> Error:
         cls = NotSupportedError
     elif isinstance(exc, (qb.SQLSyntaxError, qb.RequestRejectedError)):
         cls = ProgrammingError
-    elif isinstance(exc, (qb.OperationalError, qb.TransportError, qb.RoutingError, qb.TransactionRollbackError)):
+    elif isinstance(
+        exc, (qb.OperationalError, qb.TransportError, qb.RoutingError, qb.TransactionRollbackError)
+    ):
         cls = OperationalError
     elif isinstance(exc, qb.InterfaceError):
         cls = InterfaceError
@@ -121,7 +123,9 @@ def _translate(exc: qb.QueryBusError) -> Error:
     return cls(str(exc), pgcode=sqlstate)
 
 
-def convert_placeholders(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+def convert_placeholders(
+    sql: str, params: Sequence[Any] | Mapping[str, Any] | None
+) -> tuple[str, list[Any]]:
     """Rewrite psycopg2 placeholders (``%s``, ``%(name)s``, ``%%``) as ``$n``.
 
     Quoted strings, quoted identifiers, dollar-quoted bodies and comments are
@@ -226,8 +230,14 @@ class Cursor:
             raise InterfaceError("the cursor is closed")
         return self.connection._require()
 
-    def execute(self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
-        sql, values = convert_placeholders(operation, parameters) if parameters is not None else (operation, [])
+    def execute(
+        self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> None:
+        sql, values = (
+            convert_placeholders(operation, parameters)
+            if parameters is not None
+            else (operation, [])
+        )
         try:
             self._result = self._client().request(sql, values)
         except qb.QueryBusError as exc:
@@ -235,7 +245,9 @@ class Cursor:
         self._pos = 0
         self.rowcount = self._result.rowcount
 
-    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any] | Mapping[str, Any]]) -> None:
+    def executemany(
+        self, operation: str, seq_of_parameters: Sequence[Sequence[Any] | Mapping[str, Any]]
+    ) -> None:
         batches = [convert_placeholders(operation, p) for p in seq_of_parameters]
         if not batches:
             return

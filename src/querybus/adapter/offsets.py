@@ -34,7 +34,9 @@ class OffsetTracker:
     def in_flight(self, tp: TopicPartition) -> int:
         return len(self._in_flight.get(tp, ()))
 
-    def committable(self, partitions: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+    def committable(
+        self, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
         """Offsets to commit now (only those that moved since the last commit)."""
         out: dict[TopicPartition, int] = {}
         for tp in self._next if partitions is None else partitions:

@@ -53,7 +53,9 @@ class Policy:
             if not all(isinstance(p, list) for p in request.params):
                 raise RequestRejectedError("executemany needs a list of parameter lists")
         elif len(request.params) > self.max_parameters:
-            raise RequestRejectedError(f"{len(request.params)} parameters; the limit is {self.max_parameters}")
+            raise RequestRejectedError(
+                f"{len(request.params)} parameters; the limit is {self.max_parameters}"
+            )
         info = analyze(request.sql)
         if info.statement_count != 1:
             raise RequestRejectedError(

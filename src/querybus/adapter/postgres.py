@@ -202,7 +202,9 @@ class PostgresExecutor:
 
     name = "postgres"
 
-    def __init__(self, dsn: str, *, pool_size: int = 10, max_statement_timeout: float = 30.0) -> None:
+    def __init__(
+        self, dsn: str, *, pool_size: int = 10, max_statement_timeout: float = 30.0
+    ) -> None:
         self._dsn = dsn
         self._pool_size = pool_size
         self._max_statement_timeout = max_statement_timeout
@@ -218,7 +220,7 @@ class PostgresExecutor:
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), timeout=10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pool.terminate()
 
     def _require_pool(self) -> asyncpg.Pool:
@@ -231,7 +233,10 @@ class PostgresExecutor:
         try:
             async with pool.acquire(timeout=timeout) as conn:
                 return await run_on_connection(
-                    conn, request, params, timeout=timeout,
+                    conn,
+                    request,
+                    params,
+                    timeout=timeout,
                     session_timeout=self._max_statement_timeout,
                 )
         except _DATABASE_ERRORS as exc:

@@ -8,21 +8,103 @@ import contextlib
 import logging
 import os
 import signal
-
+import time
 from collections.abc import Callable
 
 from querybus.adapter.executor import Executor
 from querybus.adapter.postgres import PostgresExecutor
 from querybus.adapter.service import AdapterService
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
+from querybus.errors import RegistryError
 from querybus.observability.metrics import Metrics
+from querybus.protocol import SCHEMA_VERSION
+from querybus.registry import (
+    DatabaseCheck,
+    HealthStatus,
+    KafkaCheck,
+    Registration,
+    RegistryBackend,
+    RegistrySettings,
+    ServiceRegistry,
+    registry_from_settings,
+)
 from querybus.routing.decisions import RoutingDecision, encode_decision
 from querybus.routing.executor import RoutingExecutor, RoutingSettings
-from querybus.transport import connect
+from querybus.transport import Transport, connect
 
 __all__ = ["build_executor", "serve_adapter"]
 
 log = logging.getLogger("querybus.adapter")
+
+#: The name adapters register under, and clients discover.
+SERVICE_NAME = "database-adapter"
+_REGISTRY_RETRY = 2.0
+
+Registered = tuple[RegistryBackend, Registration]
+
+
+async def _register(
+    service: AdapterService, registry: RegistrySettings, bus: BusSettings, transport: Transport
+) -> Registered:
+    """Register ``service``; while the registry is unreachable, keep trying in
+    the background (the adapter serves meanwhile), logging the first failure."""
+    warned = False
+    while True:
+        backend = registry_from_settings(registry, transport=transport)
+        started = time.perf_counter()
+        try:
+            await backend.start()
+            registration = await ServiceRegistry(backend).register(
+                SERVICE_NAME,
+                "effect",
+                bus.topics.request,
+                metadata={
+                    "group": service.settings.group_id,
+                    "protocol": str(SCHEMA_VERSION),
+                    "executor": service.executor.name,
+                    "health": f"http://{service.settings.http_host}:{service.http_port}/health",
+                },
+                health_checks=[
+                    KafkaCheck(transport, bus.topics.request),
+                    DatabaseCheck(service.executor.ping),
+                ],
+                instance_id=service.instance_id,
+                # Kafka and the database were just verified by start(): register
+                # at once, and let the checks run right after in the background.
+                initial_status=HealthStatus.PASSING,
+                wait=True,
+            )
+        except RegistryError as exc:
+            with contextlib.suppress(Exception):
+                await backend.stop()
+            if not warned:
+                log.warning(
+                    "registry %s unreachable (%s); retrying in the background", registry.kind, exc
+                )
+                warned = True
+            await asyncio.sleep(_REGISTRY_RETRY)
+            continue
+        log.info(
+            "registered %s as %s in %s registry in %.1f ms",
+            SERVICE_NAME,
+            registration.instance_id,
+            registry.kind,
+            (time.perf_counter() - started) * 1000,
+        )
+        return backend, registration
+
+
+async def _deregister(registering: asyncio.Task[Registered]) -> None:
+    if not registering.done():
+        registering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await registering
+        return
+    backend, registration = registering.result()
+    with contextlib.suppress(Exception):
+        await registration.deregister()
+    with contextlib.suppress(Exception):
+        await backend.stop()
 
 
 def build_executor(
@@ -70,6 +152,7 @@ async def serve_adapter(
     stop_requested = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_requested.set)
+    registering: asyncio.Task[Registered] | None = None
     try:
         await service.start()
         log.info(
@@ -77,9 +160,18 @@ async def serve_adapter(
             settings.http_host,
             service.http_port,
         )
+        if register and os.environ.get("QUERYBUS_REGISTRY"):
+            registering = asyncio.create_task(
+                _register(service, RegistrySettings.from_env(), bus, transport)
+            )
+        else:
+            log.info("no service registry configured (QUERYBUS_REGISTRY): not registering")
         await stop_requested.wait()
         log.info("stopping: finishing in-flight requests")
     finally:
+        # Leave the registry first, so clients stop choosing this adapter.
+        if registering is not None:
+            await _deregister(registering)
         with contextlib.suppress(Exception):
             await service.stop()
         await transport.close()

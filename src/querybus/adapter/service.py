@@ -192,11 +192,17 @@ class AdapterService:
             await self._close_resources()
             raise
         self._loop_task = asyncio.create_task(self._consume(), name=f"{self.instance_id}-consume")
-        self._commit_task = asyncio.create_task(self._commit_loop(), name=f"{self.instance_id}-commit")
+        self._commit_task = asyncio.create_task(
+            self._commit_loop(), name=f"{self.instance_id}-commit"
+        )
         self.started.set()
         log.info(
             "adapter %s serving %s in group %s (executor %s, up to %d in flight)",
-            self.instance_id, t.request, self.settings.group_id, self.executor.name, self._capacity,
+            self.instance_id,
+            t.request,
+            self.settings.group_id,
+            self.executor.name,
+            self._capacity,
         )
 
     async def stop(self) -> None:
@@ -214,8 +220,11 @@ class AdapterService:
             for task in late:
                 task.cancel()
             if late:
-                log.warning("%d requests still running after the grace period were abandoned "
-                            "(uncommitted: another adapter will run them)", len(late))
+                log.warning(
+                    "%d requests still running after the grace period were abandoned "
+                    "(uncommitted: another adapter will run them)",
+                    len(late),
+                )
         if self._commit_task is not None:
             self._commit_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -314,7 +323,12 @@ class AdapterService:
             await self._process(record, received, started)
         except Exception:
             # A bug must not kill the adapter; the record is dead-lettered so it is not lost.
-            log.exception("unexpected failure handling %s[%d]@%d", record.topic, record.partition, record.offset)
+            log.exception(
+                "unexpected failure handling %s[%d]@%d",
+                record.topic,
+                record.partition,
+                record.offset,
+            )
             await self._dead_letter(record, "internal error while handling the record")
         finally:
             self.metrics.in_flight.dec()
@@ -335,7 +349,11 @@ class AdapterService:
             if address is not None and cid is not None:
                 owner = record.header(Headers.CLIENT_ID)
                 await self._reply_failure(
-                    address, cid.decode(), exc, Timings(), None,
+                    address,
+                    cid.decode(),
+                    exc,
+                    Timings(),
+                    None,
                     client=owner.decode(errors="replace") if owner else None,
                 )
             return
@@ -345,8 +363,13 @@ class AdapterService:
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "request %s from %s: op=%s sql=%.200r params=%s",
-                request.id, request.client, request.op, request.sql,
-                request.params if self.settings.log_parameters else f"<{len(request.params)} values>",
+                request.id,
+                request.client,
+                request.op,
+                request.sql,
+                request.params
+                if self.settings.log_parameters
+                else f"<{len(request.params)} values>",
             )
 
         while request.idem is not None:
@@ -366,8 +389,12 @@ class AdapterService:
                     # waiter must not be left without a reply, so it runs itself.
                     continue
             await self._send_reply(
-                request.reply_to, request.id, _with_id(data, request.id), request.deadline,
-                failure=False, client=request.client,
+                request.reply_to,
+                request.id,
+                _with_id(data, request.id),
+                request.deadline,
+                failure=False,
+                client=request.client,
             )
             return
 
@@ -417,25 +444,37 @@ class AdapterService:
         if request.idem is not None:
             self._idem.finish(request.idem, data)
         await self._send_reply(
-            request.reply_to, request.id, data, request.deadline, failure=False, client=request.client
+            request.reply_to,
+            request.id,
+            data,
+            request.deadline,
+            failure=False,
+            client=request.client,
         )
 
     async def _execute(self, request: QueryRequest) -> Outcome:
         remaining = request.deadline - time.time()
         if remaining <= 0:
             raise DeadlineExceededError(
-                f"the request's deadline passed {-remaining:.3f} s before it could run; not executed"
+                f"the request's deadline passed {-remaining:.3f} s before it could run; "
+                "not executed"
             )
         self.policy.check(request)
         params: Sequence[Any]
         try:
-            params = [decode_row(p) for p in request.params] if request.many else decode_row(request.params)
+            params = (
+                [decode_row(p) for p in request.params]
+                if request.many
+                else decode_row(request.params)
+            )
         except (ProtocolError, TypeError) as exc:
             raise ProtocolError(f"invalid parameters: {exc}") from exc
         # Time may have passed while validating or waiting for a slot.
         remaining = request.deadline - time.time()
         if remaining <= 0:
-            raise DeadlineExceededError("the request's deadline passed before it could run; not executed")
+            raise DeadlineExceededError(
+                "the request's deadline passed before it could run; not executed"
+            )
         return await self.executor.run(request, params, timeout=remaining)
 
     # -- replies ---------------------------------------------------------------
@@ -462,7 +501,9 @@ class AdapterService:
         self.metrics.requests.labels(exc.code).inc()
         self.metrics.errors.labels(exc.code, (sqlstate or "")[:2]).inc()
         log.info("request %s failed: %s: %s", correlation_id, exc.code, exc)
-        data = encode(QueryFailure(id=correlation_id, error=info, timings=timings, served_by=self.instance_id))
+        data = encode(
+            QueryFailure(id=correlation_id, error=info, timings=timings, served_by=self.instance_id)
+        )
         await self._send_reply(address, correlation_id, data, deadline, failure=True, client=client)
 
     async def _send_reply(
@@ -486,13 +527,17 @@ class AdapterService:
             headers.append((Headers.CLIENT_ID, client.encode()))
         while True:
             try:
-                await self._producer.send(address.topic, data, partition=address.partition, headers=headers)
+                await self._producer.send(
+                    address.topic, data, partition=address.partition, headers=headers
+                )
                 break
             except TransportError as exc:
                 if deadline is None or time.time() >= deadline or self._stopping.is_set():
                     log.error("reply %s could not be produced, giving up: %s", correlation_id, exc)
                     break
-                log.warning("reply %s could not be produced yet (%s); retrying", correlation_id, exc)
+                log.warning(
+                    "reply %s could not be produced yet (%s); retrying", correlation_id, exc
+                )
                 await asyncio.sleep(_SEND_RETRY_DELAY)
         if failure:
             self._spawn(self._copy_to_error_topic(correlation_id, data))
@@ -501,11 +546,18 @@ class AdapterService:
         assert self._producer is not None
         try:
             await self._producer.send(
-                self.bus.topics.error, data, key=correlation_id.encode(),
+                self.bus.topics.error,
+                data,
+                key=correlation_id.encode(),
                 headers=[(Headers.CORRELATION_ID, correlation_id.encode())],
             )
         except TransportError as exc:
-            log.warning("copy of error reply %s to %s failed: %s", correlation_id, self.bus.topics.error, exc)
+            log.warning(
+                "copy of error reply %s to %s failed: %s",
+                correlation_id,
+                self.bus.topics.error,
+                exc,
+            )
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         """Keep an unusable record, with why, on the dead-letter topic.
@@ -514,7 +566,9 @@ class AdapterService:
         record stays uncommitted and comes back after a restart.
         """
         assert self._producer is not None
-        log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+        )
         headers = [*record.headers, (Headers.DLQ_REASON, reason.encode()[:1000])]
         while True:
             try:
@@ -523,7 +577,9 @@ class AdapterService:
                 )
                 return
             except PayloadTooLargeError:
-                await self._producer.send(self.bus.topics.dead_letter, None, key=record.key, headers=headers)
+                await self._producer.send(
+                    self.bus.topics.dead_letter, None, key=record.key, headers=headers
+                )
                 return
             except TransportError as exc:
                 if self._stopping.is_set():
@@ -558,19 +614,27 @@ class AdapterService:
         try:
             await asyncio.wait_for(self.transport.partition_count(self.bus.topics.request), timeout)
             checks["kafka"] = "ok"
-        except (QueryBusError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, QueryBusError) as exc:
             checks["kafka"] = f"failing: {exc or 'timeout'}"
         try:
             await self.executor.ping(timeout)
             checks["database"] = "ok"
-        except (QueryBusError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, QueryBusError) as exc:
             checks["database"] = f"failing: {exc or 'timeout'}"
         ready = all(v == "ok" for v in checks.values()) and not self._stopping.is_set()
-        return {"status": "ready" if ready else "not_ready", "instance": self.instance_id, "checks": checks}
+        return {
+            "status": "ready" if ready else "not_ready",
+            "instance": self.instance_id,
+            "checks": checks,
+        }
 
     async def _http_ready(self) -> Response:
         body = await self.health()
-        return (200 if body["status"] == "ready" else 503), "application/json", msgspec.json.encode(body)
+        return (
+            (200 if body["status"] == "ready" else 503),
+            "application/json",
+            msgspec.json.encode(body),
+        )
 
     async def _http_live(self) -> Response:
         alive = self._loop_task is not None and not self._loop_task.done()

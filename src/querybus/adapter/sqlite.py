@@ -86,7 +86,7 @@ class SqliteExecutor:
                 outcome = await asyncio.wait_for(self._run(db, request, params), timeout)
             except sqlite3.Error as exc:
                 raise _map_error(exc) from exc
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await db.interrupt()
                 raise query_error_class("57014")(
                     "statement canceled: the request's deadline passed", sqlstate="57014"
@@ -95,7 +95,9 @@ class SqliteExecutor:
         outcome.route = RouteInfo(target="sqlite", reason="embedded")
         return outcome
 
-    async def _run(self, db: aiosqlite.Connection, request: QueryRequest, params: Sequence[Any]) -> Outcome:
+    async def _run(
+        self, db: aiosqlite.Connection, request: QueryRequest, params: Sequence[Any]
+    ) -> Outcome:
         if request.many:
             await db.execute("BEGIN")
             try:
@@ -129,7 +131,7 @@ class SqliteExecutor:
         db = self._require()
         try:
             await asyncio.wait_for(db.execute("SELECT 1"), timeout)
-        except (sqlite3.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, sqlite3.Error) as exc:
             raise OperationalError(f"SQLite does not answer: {exc}") from exc
 
 

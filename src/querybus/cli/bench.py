@@ -9,10 +9,8 @@ pool as large as the direct side's. Figures are printed, never asserted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -39,16 +37,29 @@ _QUERY = f"SELECT id, name, price, created FROM {_TABLE} WHERE id = $1"
 def bench(
     concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 32,
     requests: Annotated[int, typer.Option(help="Requests per side.")] = 5000,
-    pool_size: Annotated[int, typer.Option(help="Connections, for the adapter and the direct side alike.")] = 10,
+    pool_size: Annotated[
+        int, typer.Option(help="Connections, for the adapter and the direct side alike.")
+    ] = 10,
     warmup: Annotated[int, typer.Option(help="Unmeasured requests per side first.")] = 500,
-    external: Annotated[bool, typer.Option(help="Use adapters already serving the configured topics instead of starting one.")] = False,
+    external: Annotated[
+        bool,
+        typer.Option(
+            help="Use adapters already serving the configured topics instead of starting one."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:
     """Latency and throughput through querybus vs. directly through asyncpg."""
     try:
         report = asyncio.run(
-            run_bench(concurrency=concurrency, requests=requests, pool_size=pool_size,
-                      warmup=warmup, external=external, log=None if as_json else Console(stderr=True))
+            run_bench(
+                concurrency=concurrency,
+                requests=requests,
+                pool_size=pool_size,
+                warmup=warmup,
+                external=external,
+                log=None if as_json else Console(stderr=True),
+            )
         )
     except QueryBusError as exc:
         Console(stderr=True).print(f"[red]bench failed:[/red] {type(exc).__name__}: {exc}")
@@ -75,7 +86,9 @@ async def _prepare_table(dsn: str) -> None:
         await conn.close()
 
 
-async def _measure(call: Callable[[int], Awaitable[Any]], *, requests: int, concurrency: int) -> dict[str, float]:
+async def _measure(
+    call: Callable[[int], Awaitable[Any]], *, requests: int, concurrency: int
+) -> dict[str, float]:
     latencies: list[float] = []
     next_id = 0
 
@@ -101,19 +114,27 @@ async def _measure(call: Callable[[int], Awaitable[Any]], *, requests: int, conc
 
 
 async def run_bench(
-    *, concurrency: int, requests: int, pool_size: int, warmup: int, external: bool, log: Console | None
+    *,
+    concurrency: int,
+    requests: int,
+    pool_size: int,
+    warmup: int,
+    external: bool,
+    log: Console | None,
 ) -> dict[str, Any]:
-    """Run both sides; return ``{"bus": {...}, "direct": {...}, "ratio": {...}, "setup": {...}}``."""
+    """Run both sides; return ``{"bus", "direct", "ratio", "setup"}`` figures."""
     pg = PostgresSettings.from_env()
     base = BusSettings.from_env()
     await _prepare_table(pg.dsn)
-    adapter: subprocess.Popen[bytes] | None = None
+    adapter: asyncio.subprocess.Process | None = None
     bus = base
     if not external:
         prefix = f"bench-{uuid.uuid4().hex[:8]}."
         bus = BusSettings(
-            bootstrap_servers=base.bootstrap_servers, topics=TopicNames(prefix=prefix),
-            request_partitions=base.request_partitions, response_partitions=base.response_partitions,
+            bootstrap_servers=base.bootstrap_servers,
+            topics=TopicNames(prefix=prefix),
+            request_partitions=base.request_partitions,
+            response_partitions=base.response_partitions,
         )
         env = {
             **os.environ,
@@ -126,11 +147,13 @@ async def run_bench(
         }
         if log:
             log.print(f"starting an adapter (pool {pool_size}) on topics {prefix}*")
-        adapter = subprocess.Popen(
-            [sys.executable, "-m", "querybus", "serve", "--log-level", "WARNING", "--no-register"],
-            env=env, stdin=subprocess.DEVNULL,
-        )
-    direct_pool: asyncpg.Pool = await asyncpg.create_pool(pg.dsn, min_size=pool_size, max_size=pool_size)
+        adapter = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "querybus", "serve", "--log-level", "WARNING", "--no-register",
+            env=env, stdin=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    direct_pool: asyncpg.Pool = await asyncpg.create_pool(
+        pg.dsn, min_size=pool_size, max_size=pool_size
+    )
     try:
         async with QueryClient(bus, timeout=60.0) as client:
             await client.fetchval("SELECT 1", timeout=60.0)  # waits until an adapter has joined
@@ -151,12 +174,13 @@ async def run_bench(
             direct_figures = await _measure(direct, requests=requests, concurrency=concurrency)
     finally:
         await direct_pool.close()
-        if adapter is not None:
-            adapter.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                adapter.wait(timeout=30)
-            if adapter.poll() is None:
+        if adapter is not None and adapter.returncode is None:
+            adapter.terminate()  # SIGTERM: the adapter stops gracefully
+            try:
+                await asyncio.wait_for(adapter.wait(), 30)
+            except TimeoutError:
                 adapter.kill()
+                await adapter.wait()
     return {
         "bus": bus_figures,
         "direct": direct_figures,
@@ -166,22 +190,34 @@ async def run_bench(
             "qps": round(bus_figures["qps"] / direct_figures["qps"], 3),
         },
         "setup": {
-            "query": _QUERY, "requests": requests, "concurrency": concurrency,
-            "pool_size": pool_size, "cores": os.cpu_count(), "adapter": "external" if external else "subprocess",
+            "query": _QUERY,
+            "requests": requests,
+            "concurrency": concurrency,
+            "pool_size": pool_size,
+            "cores": os.cpu_count(),
+            "adapter": "external" if external else "subprocess",
         },
     }
 
 
 def _print(report: dict[str, Any]) -> None:
     setup = report["setup"]
-    table = Table(title=f"{setup['requests']} point queries, concurrency {setup['concurrency']}, "
-                        f"pool {setup['pool_size']}, {setup['cores']} cores")
+    table = Table(
+        title=f"{setup['requests']} point queries, concurrency {setup['concurrency']}, "
+        f"pool {setup['pool_size']}, {setup['cores']} cores"
+    )
     for col in ("", "p50 ms", "p95 ms", "p99 ms", "queries/s"):
         table.add_column(col, justify="right")
     for side in ("bus", "direct"):
         f = report[side]
         label = "querybus" if side == "bus" else "asyncpg direct"
-        table.add_row(label, f"{f['p50_ms']:.2f}", f"{f['p95_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{f['qps']:.0f}")
+        table.add_row(
+            label,
+            f"{f['p50_ms']:.2f}",
+            f"{f['p95_ms']:.2f}",
+            f"{f['p99_ms']:.2f}",
+            f"{f['qps']:.0f}",
+        )
     r = report["ratio"]
-    table.add_row("bus / direct", f"×{r['p50']}", "", f"×{r['p99']}", f"×{r['qps']}")
+    table.add_row("bus / direct", f"{r['p50']}x", "", f"{r['p99']}x", f"{r['qps']}x")
     Console().print(table)

@@ -5,18 +5,55 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import logging
 import os
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
-__all__ = ["configure_logging", "jsonable", "load_stack_env", "parse_param", "run"]
+from querybus.errors import RegistryError
+from querybus.registry import RegistryClient, RegistrySettings, registry_from_settings
+
+__all__ = [
+    "configure_logging",
+    "discovery_from_env",
+    "jsonable",
+    "load_stack_env",
+    "parse_param",
+    "run",
+]
+
+log = logging.getLogger("querybus.cli")
+
+
+@contextlib.asynccontextmanager
+async def discovery_from_env() -> AsyncIterator[RegistryClient | None]:
+    """A started registry client when ``QUERYBUS_REGISTRY`` is set, else None.
+
+    An unreachable registry yields None (the caller then uses its configured
+    topic) after one warning: discovery must never stop a query from running.
+    """
+    if not os.environ.get("QUERYBUS_REGISTRY"):
+        yield None
+        return
+    backend = registry_from_settings(RegistrySettings.from_env())
+    try:
+        await backend.start()
+    except RegistryError as exc:
+        log.warning("service registry unreachable (%s); using the configured request topic", exc)
+        yield None
+        return
+    try:
+        yield RegistryClient(backend)
+    finally:
+        await backend.stop()
+
 
 T = TypeVar("T")
 
@@ -31,7 +68,7 @@ def load_stack_env(path: Path = Path(".stack/env")) -> None:
         line = line.strip()
         if not line.startswith("export ") or "=" not in line:
             continue
-        name, _, value = line[len("export "):].partition("=")
+        name, _, value = line[len("export ") :].partition("=")
         value = value.strip().strip("'\"")
         os.environ.setdefault(name.strip(), value)
 
@@ -41,8 +78,10 @@ def configure_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # aiokafka is chatty at INFO about group membership; keep it for warnings.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # aiokafka (group membership) and httpx (every registry heartbeat) are
+    # chatty at INFO; keep them for warnings.
+    for name in ("aiokafka", "httpx"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def parse_param(text: str) -> Any:

@@ -28,7 +28,9 @@ _HELP = "Type one SQL statement per line ($1… placeholders are not available h
 
 
 def dev(
-    db: Annotated[str, typer.Option(help="SQLite file (':memory:' for none).")] = "querybus-dev.sqlite3",
+    db: Annotated[
+        str, typer.Option(help="SQLite file (':memory:' for none).")
+    ] = "querybus-dev.sqlite3",
 ) -> None:
     """Embedded mode: in-memory bus + SQLite + adapter + SQL prompt, in one process."""
     sys.exit(asyncio.run(run_dev(db, sys.stdin.isatty())))
@@ -41,14 +43,19 @@ async def run_dev(db: str, interactive: bool, console: Console | None = None) ->
     bus = BusSettings(bootstrap_servers="memory://querybus-dev")
     transport = connect(bus.bootstrap_servers)
     adapter = AdapterService(
-        transport, SqliteExecutor(db), bus=bus, settings=AdapterSettings(group_id="dev", pool_size=1)
+        transport,
+        SqliteExecutor(db),
+        bus=bus,
+        settings=AdapterSettings(group_id="dev", pool_size=1),
     )
     failures = 0
     await adapter.start(http=False)
     try:
         async with QueryClient(bus, transport=transport, timeout=30.0) as client:
             if interactive:
-                console.print(f"[bold]querybus dev[/bold] — SQLite {db!r} over the in-memory bus. {_HELP}")
+                console.print(
+                    f"[bold]querybus dev[/bold] — SQLite {db!r} over the in-memory bus. {_HELP}"
+                )
             while True:
                 line = await asyncio.to_thread(_read_line, "querybus> " if interactive else "")
                 if line is None or line.strip() in ("\\q", "exit", "quit"):

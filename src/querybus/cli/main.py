@@ -17,7 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from querybus.cli.common import configure_logging, jsonable, load_stack_env, parse_param, run
+from querybus.cli.common import (
+    configure_logging,
+    discovery_from_env,
+    jsonable,
+    load_stack_env,
+    parse_param,
+    run,
+)
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
 from querybus.errors import QueryBusError, QueryError
 
@@ -52,8 +59,12 @@ def _mount_subcommands() -> None:
     from querybus.cli.dev import dev
     from querybus.cli.schema import schema
 
-    app.command(help="Print, write or check the protocol documents (AsyncAPI, JSON Schema).")(schema)
-    app.command(help="Embedded mode: in-memory bus, SQLite, an adapter and a SQL prompt in one process.")(dev)
+    app.command(help="Print, write or check the protocol documents (AsyncAPI, JSON Schema).")(
+        schema
+    )
+    app.command(
+        help="Embedded mode: in-memory bus, SQLite, an adapter and a SQL prompt in one process."
+    )(dev)
     app.command(help="Latency and throughput through querybus vs. directly through asyncpg.")(bench)
 
 
@@ -65,9 +76,15 @@ def _root() -> None:
 @app.command()
 def serve(
     group: Annotated[str | None, typer.Option(help="Consumer group (QUERYBUS_GROUP_ID).")] = None,
-    pool_size: Annotated[int | None, typer.Option(help="Database connections (QUERYBUS_POOL_SIZE).")] = None,
-    http_port: Annotated[int | None, typer.Option(help="Port of /health and /metrics (QUERYBUS_HTTP_PORT).")] = None,
-    register: Annotated[bool, typer.Option(help="Register in the service registry (QUERYBUS_REGISTRY).")] = True,
+    pool_size: Annotated[
+        int | None, typer.Option(help="Database connections (QUERYBUS_POOL_SIZE).")
+    ] = None,
+    http_port: Annotated[
+        int | None, typer.Option(help="Port of /health and /metrics (QUERYBUS_HTTP_PORT).")
+    ] = None,
+    register: Annotated[
+        bool, typer.Option(help="Register in the service registry (QUERYBUS_REGISTRY).")
+    ] = True,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run an adapter: consume requests, execute them on PostgreSQL, reply."""
@@ -85,7 +102,11 @@ def serve(
     if overrides:
         settings = AdapterSettings(**{**_fields(settings), **overrides})
     try:
-        run(serve_adapter(BusSettings.from_env(), PostgresSettings.from_env(), settings, register=register))
+        run(
+            serve_adapter(
+                BusSettings.from_env(), PostgresSettings.from_env(), settings, register=register
+            )
+        )
     except QueryBusError as exc:
         err.print(f"[red]querybus serve failed:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
@@ -104,7 +125,10 @@ def check(
     from querybus.client import QueryClient
 
     async def go() -> dict[str, Any]:
-        async with QueryClient(BusSettings.from_env(), timeout=timeout) as client:
+        async with (
+            discovery_from_env() as registry,
+            QueryClient(BusSettings.from_env(), timeout=timeout, registry=registry) as client,
+        ):
             started = time.perf_counter()
             result = await client.query(
                 "SELECT 1 AS ok, now() AS server_time", operation_type="SELECT", timeout=timeout
@@ -118,13 +142,18 @@ def check(
                 "correlation_id": result.correlation_id,
                 "served_by": result.served_by,
                 "target": result.route.target if result.route else None,
+                "request_topic": client.request_topic,
             }
 
     try:
         report = run(go())
     except QueryBusError as exc:
         if as_json:
-            print(msgspec.json.encode({"ok": False, "error": type(exc).__name__, "message": str(exc)}).decode())
+            print(
+                msgspec.json.encode(
+                    {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+                ).decode()
+            )
         else:
             err.print(f"[red]✗ querybus check failed:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
@@ -135,17 +164,26 @@ def check(
             f"[green]✓ query executed successfully[/green]\n"
             f"  response time:  {report['response_ms']} ms\n"
             f"  correlation id: {report['correlation_id']}\n"
-            f"  served by:      {report['served_by']} ({report['target']})"
+            f"  served by:      {report['served_by']} ({report['target']})\n"
+            f"  request topic:  {report['request_topic']}"
         )
 
 
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="One SQL statement, with $1, $2… placeholders.")],
-    params: Annotated[list[str] | None, typer.Argument(help="Parameters: 41 is an int, 4.5 a float, true/false/null, {…} JSON.")] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Argument(help="Parameters: 41 is an int, 4.5 a float, true/false/null, {…} JSON."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     raw: Annotated[bool, typer.Option("--raw", help="Send every parameter as text.")] = False,
-    operation_type: Annotated[str | None, typer.Option("--op", help="Declared operation (SELECT, INSERT, …), checked by the adapter.")] = None,
+    operation_type: Annotated[
+        str | None,
+        typer.Option(
+            "--op", help="Declared operation (SELECT, INSERT, …), checked by the adapter."
+        ),
+    ] = None,
     route: Annotated[str, typer.Option(help="auto, primary or replica.")] = "auto",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 30.0,
 ) -> None:
@@ -155,7 +193,10 @@ def query(
     values = [p if raw else parse_param(p) for p in (params or [])]
 
     async def go() -> Any:
-        async with QueryClient(BusSettings.from_env(), timeout=timeout) as client:
+        async with (
+            discovery_from_env() as registry,
+            QueryClient(BusSettings.from_env(), timeout=timeout, registry=registry) as client,
+        ):
             return await client.request(sql, values, operation_type=operation_type, route=route)
 
     try:
@@ -163,10 +204,18 @@ def query(
     except QueryBusError as exc:
         sqlstate = getattr(exc, "sqlstate", None)
         if as_json:
-            print(msgspec.json.encode({
-                "ok": False, "error": type(exc).__name__, "sqlstate": sqlstate, "message": exc.message,
-                "detail": getattr(exc, "detail", None), "hint": getattr(exc, "hint", None),
-            }).decode())
+            print(
+                msgspec.json.encode(
+                    {
+                        "ok": False,
+                        "error": type(exc).__name__,
+                        "sqlstate": sqlstate,
+                        "message": exc.message,
+                        "detail": getattr(exc, "detail", None),
+                        "hint": getattr(exc, "hint", None),
+                    }
+                ).decode()
+            )
         else:
             err.print(f"[red]ERROR[/red] {sqlstate or type(exc).__name__}: {exc.message}")
             for extra in ("detail", "hint"):
@@ -174,17 +223,21 @@ def query(
                     err.print(f"  {extra.upper()}: {getattr(exc, extra)}")
         raise typer.Exit(1) from None
     if as_json:
-        print(msgspec.json.encode({
-            "ok": True,
-            "command": result.command,
-            "rowcount": result.rowcount,
-            "columns": [{"name": c.name, "type": c.type} for c in result.columns],
-            "rows": [jsonable(r.as_dict()) for r in result.rows],
-            "correlation_id": result.correlation_id,
-            "served_by": result.served_by,
-            "route": msgspec.to_builtins(result.route) if result.route else None,
-            "elapsed_ms": round(result.elapsed * 1000, 3),
-        }).decode())
+        print(
+            msgspec.json.encode(
+                {
+                    "ok": True,
+                    "command": result.command,
+                    "rowcount": result.rowcount,
+                    "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+                    "rows": [jsonable(r.as_dict()) for r in result.rows],
+                    "correlation_id": result.correlation_id,
+                    "served_by": result.served_by,
+                    "route": msgspec.to_builtins(result.route) if result.route else None,
+                    "elapsed_ms": round(result.elapsed * 1000, 3),
+                }
+            ).decode()
+        )
         return
     if result.columns:
         table = Table(*[f"{c.name}\n[dim]{c.type}[/dim]" for c in result.columns])
@@ -204,7 +257,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-
 
 
 if __name__ == "__main__":

@@ -189,7 +189,9 @@ class QueryClient:
         # start() resolves the end position, so no reply to a later request is missed.
         self._reader = transport.partition_reader(s.topics.response, [partition], start_at="end")
         await self._reader.start()
-        self._reader_task = asyncio.create_task(self._read_replies(), name=f"{self.client_id}-replies")
+        self._reader_task = asyncio.create_task(
+            self._read_replies(), name=f"{self.client_id}-replies"
+        )
 
     async def _discover_request_topic(self) -> None:
         if self._registry is None:
@@ -197,10 +199,12 @@ class QueryClient:
         try:
             instances = await asyncio.wait_for(self._registry.discover(self._service_name), 5.0)
             endpoint = str(instances[0].endpoint)
-        except (QueryBusError, asyncio.TimeoutError, IndexError, OSError) as exc:
+        except (TimeoutError, QueryBusError, IndexError, OSError) as exc:
             log.warning(
                 "registry lookup of %r failed (%s); using the configured topic %s",
-                self._service_name, exc, self._request_topic,
+                self._service_name,
+                exc,
+                self._request_topic,
             )
             return
         self._request_topic = endpoint
@@ -391,7 +395,9 @@ class QueryClient:
         """Run a statement; return its command tag (``"UPDATE 3"``)."""
         return (await self.request(sql, args, timeout=timeout, **opts)).command
 
-    async def fetch(self, sql: str, *args: Any, timeout: float | None = None, **opts: Any) -> list[Row]:
+    async def fetch(
+        self, sql: str, *args: Any, timeout: float | None = None, **opts: Any
+    ) -> list[Row]:
         """Run a query; return all its rows."""
         return (await self.request(sql, args, timeout=timeout, **opts)).rows
 

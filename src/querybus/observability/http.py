@@ -20,14 +20,22 @@ log = logging.getLogger("querybus.http")
 Response = tuple[int, str, bytes]
 Handler = Callable[[], Awaitable[Response]]
 
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
-            503: "Service Unavailable", 400: "Bad Request"}
+_REASONS = {
+    200: "OK",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    400: "Bad Request",
+}
 
 
 class HttpServer:
     """Serves ``routes`` (path → handler) on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, routes: dict[str, Handler], *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, routes: dict[str, Handler], *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self._routes = routes
         self._host = host
         self._port = port
@@ -76,7 +84,7 @@ class HttpServer:
             if parts and parts[0] != "HEAD":
                 writer.write(body)
             await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError, UnicodeDecodeError):
+        except (TimeoutError, ConnectionError, UnicodeDecodeError):
             pass
         finally:
             writer.close()

@@ -8,7 +8,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 __all__ = ["ClientMetrics", "Metrics"]
 
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 
 
@@ -19,38 +33,55 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "querybus_requests", "Requests handled, by outcome (ok or error code).",
-            ["outcome"], registry=r,
+            "querybus_requests",
+            "Requests handled, by outcome (ok or error code).",
+            ["outcome"],
+            registry=r,
         )
         self.errors = Counter(
-            "querybus_errors", "Error replies, by error code and SQLSTATE class.",
-            ["code", "sqlstate_class"], registry=r,
+            "querybus_errors",
+            "Error replies, by error code and SQLSTATE class.",
+            ["code", "sqlstate_class"],
+            registry=r,
         )
         self.dead_letters = Counter(
-            "querybus_dead_letters", "Undecodable records sent to the dead-letter topic.",
-            ["reason"], registry=r,
+            "querybus_dead_letters",
+            "Undecodable records sent to the dead-letter topic.",
+            ["reason"],
+            registry=r,
         )
         self.latency = Histogram(
-            "querybus_request_seconds", "Adapter time per request, receive to reply produced.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "querybus_request_seconds",
+            "Adapter time per request, receive to reply produced.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_wait = Histogram(
-            "querybus_queue_wait_seconds", "Client send to adapter start.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "querybus_queue_wait_seconds",
+            "Client send to adapter start.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.execute = Histogram(
-            "querybus_execute_seconds", "Time on the database.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "querybus_execute_seconds",
+            "Time on the database.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.in_flight = Gauge(
-            "querybus_in_flight", "Requests being handled now.", registry=r,
+            "querybus_in_flight",
+            "Requests being handled now.",
+            registry=r,
         )
         self.route = Counter(
-            "querybus_route", "Routing decisions, by target and reason.",
-            ["target", "reason"], registry=r,
+            "querybus_route",
+            "Routing decisions, by target and reason.",
+            ["target", "reason"],
+            registry=r,
         )
         self.route_seconds = Histogram(
-            "querybus_route_seconds", "Time to choose a target.",
+            "querybus_route_seconds",
+            "Time to choose a target.",
             buckets=(0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1),
             registry=r,
         )

@@ -392,9 +392,7 @@ def asyncapi_document() -> dict[str, Any]:
     version = importlib.metadata.version("querybus")
     H = Headers
 
-    request_headers = _headers(
-        [H.CORRELATION_ID, H.REPLY_TOPIC, H.REPLY_PARTITION, H.CLIENT_ID]
-    )
+    request_headers = _headers([H.CORRELATION_ID, H.REPLY_TOPIC, H.REPLY_PARTITION, H.CLIENT_ID])
     reply_headers = _headers([H.CORRELATION_ID], [H.CLIENT_ID])
     messages = {
         "QueryRequest": _message(

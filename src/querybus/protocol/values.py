@@ -33,6 +33,7 @@ from querybus.errors import ProtocolError
 
 __all__ = ["decode_row", "decode_rows", "decode_value", "encode_row", "encode_rows", "encode_value"]
 
+
 def _enc_float(v: float) -> Any:
     # msgspec would write NaN and ±inf as null; keep them.
     if math.isfinite(v):

@@ -409,7 +409,7 @@ class _KafkaGroupConsumer:
                 # aiokafka waits for the first assignment with no deadline of its
                 # own; a coordinator that never answers must not hang the caller.
                 await asyncio.wait_for(self._consumer.start(), options.request_timeout * 2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.stop()
             raise BrokerUnavailableError(
                 f"joining group {self._group_id!r} took longer than "
