@@ -1,9 +1,14 @@
 """PostgreSQL execution on asyncpg. The only asyncpg importer besides the router's targets.
 
 One request = one statement in autocommit (or, for ``executemany``, one
-transaction). The pool resets every connection it takes back (asyncpg's
-``RESET ALL``, ``UNLISTEN *``, advisory-unlock), so nothing a request does to
-its session leaks into the next one.
+transaction). Nothing a request does to its session may leak into the next
+one, but resetting every connection on release (asyncpg's default) costs a
+full round trip per request. So the pool does not reset; instead, after a
+statement that might have left session state behind (anything but a plain
+SELECT/INSERT/UPDATE/DELETE calling known built-ins: see
+``StatementInfo.session_safe``), and after we shortened ``statement_timeout``,
+the executor sends asyncpg's reset query plus ``DISCARD TEMP`` before the
+connection goes back. Transaction control and ``SET`` are refused upstream.
 
 Deadlines: the pool's sessions start with ``statement_timeout`` = the
 adapter's longest allowed statement; a request whose time left is clearly
@@ -32,6 +37,7 @@ from querybus.errors import (
     query_error_class,
 )
 from querybus.protocol.messages import Column, QueryRequest
+from querybus.routing.classify import analyze
 
 # Raised by asyncpg itself (not the server) for a parameter it cannot encode.
 _ClientDataError = asyncpg.exceptions._base.DataError
@@ -71,6 +77,10 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to do; run_on_connection resets when needed."""
+
+
 async def create_pool(
     dsn: str, *, size: int, max_statement_timeout: float, application_name: str = "querybus"
 ) -> asyncpg.Pool:
@@ -85,6 +95,7 @@ async def create_pool(
             min_size=size,
             max_size=size,
             init=init_connection,
+            reset=_keep_session,
             server_settings={
                 "application_name": application_name,
                 "statement_timeout": str(int(max_statement_timeout * 1000)),
@@ -153,8 +164,10 @@ async def run_on_connection(
         OperationalError: the connection failed.
     """
     started = time.perf_counter()
+    dirty = not analyze(request.sql).session_safe
     try:
         if session_timeout is not None and timeout < session_timeout * 0.9:
+            dirty = True  # the SET below must not outlive this request
             await conn.execute(f"SET statement_timeout = {max(1, int(timeout * 1000))}")
         if request.many:
             async with conn.transaction():
@@ -181,8 +194,20 @@ async def run_on_connection(
             outcome.lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
     except _DATABASE_ERRORS as exc:
         raise map_database_error(exc) from exc
+    finally:
+        if dirty:
+            await _reset_session(conn)
     outcome.execute_seconds = time.perf_counter() - started
     return outcome
+
+
+async def _reset_session(conn: asyncpg.Connection) -> None:
+    """Undo whatever the statement may have left in the session; a connection
+    that cannot be reset is closed rather than handed to the next request."""
+    try:
+        await conn.execute(conn.get_reset_query() + "\nDISCARD TEMP;", timeout=5.0)
+    except _DATABASE_ERRORS:
+        conn.terminate()
 
 
 def _rowcount(command: str, returned: int) -> int:

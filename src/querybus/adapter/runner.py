@@ -32,7 +32,7 @@ from querybus.routing.decisions import RoutingDecision, encode_decision
 from querybus.routing.executor import RoutingExecutor, RoutingSettings
 from querybus.transport import Transport, connect
 
-__all__ = ["build_executor", "serve_adapter"]
+__all__ = ["build_executor", "build_service", "serve_adapter"]
 
 log = logging.getLogger("querybus.adapter")
 
@@ -127,13 +127,13 @@ def build_executor(
     return PostgresExecutor(pg.dsn, pool_size=settings.pool_size)
 
 
-async def serve_adapter(
-    bus: BusSettings, pg: PostgresSettings, settings: AdapterSettings, *, register: bool = True
-) -> None:
-    """Run one adapter until SIGINT or SIGTERM."""
-    transport = connect(
-        bus.bootstrap_servers, client_id="querybus-adapter", max_message_bytes=bus.max_message_bytes
-    )
+def build_service(
+    transport: Transport, bus: BusSettings, pg: PostgresSettings, settings: AdapterSettings
+) -> AdapterService:
+    """The (unstarted) adapter ``querybus serve`` runs: its executor
+    (:func:`build_executor`) shares the service's Metrics and publishes every
+    RoutingDecision to ``bus.topics.routing_decisions`` through
+    :meth:`AdapterService.publish`."""
     metrics = Metrics()
     service: AdapterService | None = None
 
@@ -148,6 +148,17 @@ async def serve_adapter(
 
     executor = build_executor(pg, settings, metrics=metrics, on_decision=publish_decision)
     service = AdapterService(transport, executor, bus=bus, settings=settings, metrics=metrics)
+    return service
+
+
+async def serve_adapter(
+    bus: BusSettings, pg: PostgresSettings, settings: AdapterSettings, *, register: bool = True
+) -> None:
+    """Run one adapter until SIGINT or SIGTERM."""
+    transport = connect(
+        bus.bootstrap_servers, client_id="querybus-adapter", max_message_bytes=bus.max_message_bytes
+    )
+    service = build_service(transport, bus, pg, settings)
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

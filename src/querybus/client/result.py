@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, SupportsIndex, overload
@@ -51,10 +52,19 @@ class Row(tuple[Any, ...]):
 
 
 def row_type(columns: Sequence[Column]) -> type[Row]:
-    """A Row subclass that knows these column names (built once per reply)."""
+    """A Row subclass that knows these column names.
+
+    Cached by the names: building a class costs more than decoding a small
+    reply, and a service sends the same few statements over and over.
+    """
+    return _row_type(tuple(c.name for c in columns))
+
+
+@functools.lru_cache(maxsize=1024)
+def _row_type(names: tuple[str, ...]) -> type[Row]:
     index: dict[str, int] = {}
-    for i, c in enumerate(columns):
-        index.setdefault(c.name, i)  # like asyncpg: the first of duplicate names wins
+    for i, name in enumerate(names):
+        index.setdefault(name, i)  # like asyncpg: the first of duplicate names wins
     return type("Row", (Row,), {"__slots__": (), "_index": index})
 
 

@@ -150,6 +150,9 @@ class StatementInfo:
         statement_type: the parse node's name (``SelectStmt``, ``VariableSetStmt``…).
         refusal: why an adapter must not run it at all (transaction control,
             session settings, COPY), else None.
+        session_safe: running it cannot leave state in the database session
+            (settings, advisory locks, temporary tables), so the connection
+            needs no reset before the next request uses it.
     """
 
     statement_count: int
@@ -157,6 +160,7 @@ class StatementInfo:
     writes: bool
     statement_type: str = ""
     refusal: str | None = None
+    session_safe: bool = False
 
 
 # Statements an adapter refuses whatever the caller declares. Each request runs
@@ -524,4 +528,35 @@ def analyze(sql: str) -> StatementInfo:
         writes=writes,
         statement_type=kind,
         refusal=_REFUSALS.get(kind),
+        session_safe=_session_safe(top, op),
+    )
+
+
+# Functions that cannot leave state in the session: the known built-ins
+# (immutable/stable, aggregates, read-only volatile ones) and the sequence
+# functions (currval's per-session value is harmless to the next request).
+_SESSION_SAFE_FUNCTIONS = KNOWN_SAFE | AGGREGATES | VOLATILE_READ_SAFE | SEQUENCE_FUNCTIONS
+
+
+def _session_safe(top: ast.Node, op: OperationType) -> bool:
+    """Whether running ``top`` provably leaves the session as it found it.
+
+    Plain SELECT/INSERT/UPDATE/DELETE calling only known built-ins do; DDL
+    (CREATE TEMP TABLE), SELECT INTO, utility statements and any other
+    function (``set_config``, ``pg_advisory_lock``, a user function that runs
+    SET) may not, so the executor resets the session after them.
+    """
+    if op not in (
+        OperationType.SELECT,
+        OperationType.INSERT,
+        OperationType.UPDATE,
+        OperationType.DELETE,
+    ):
+        return False
+    if getattr(top, "intoClause", None) is not None:
+        return False
+    return all(
+        _func_name(node).lower() in _SESSION_SAFE_FUNCTIONS
+        for node in _walk(top)
+        if isinstance(node, ast.FuncCall)
     )
