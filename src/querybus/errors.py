@@ -43,6 +43,7 @@ __all__ = [
     "SQLSyntaxError",
     "SerializationFailureError",
     "ServiceNotFoundError",
+    "TargetBusyError",
     "TransactionRollbackError",
     "TransportError",
     "UndefinedObjectError",
@@ -130,6 +131,16 @@ class NoEligibleTargetError(RoutingError):
     """No database target (primary or replica) can take the statement now."""
 
     code = "no_eligible_target"
+
+
+class TargetBusyError(RoutingError):
+    """No pooled connection to a database target became free in time.
+
+    Not a failure of the target: the router tries another one (or the
+    primary) instead of banning it.
+    """
+
+    code = "target_busy"
 
 
 class RegistryError(QueryBusError):

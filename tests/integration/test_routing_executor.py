@@ -10,20 +10,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
-import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from tests.stack import REPO, Stack
+from tests.integration.routing_helpers import (
+    PrivateReplica,
+    caught_up,
+    free_port,
+    private_replica_of,
+)
+from tests.stack import Stack
 from tests.unit.test_classify_routing import TABLE
 
 from querybus.errors import NoEligibleTargetError
@@ -57,123 +57,13 @@ INSERT INTO orders (account_id) SELECT g FROM generate_series(1, 20) g;
 # -- a private replica -------------------------------------------------------
 
 
-def _pg_bin() -> Path:
-    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (d / "pg_basebackup").exists():
-            return d
-    found = shutil.which("pg_basebackup")
-    assert found, "PostgreSQL binaries (pg_basebackup) not found"
-    return Path(found).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class PrivateReplica:
-    """A streaming replica of the stack's primary that a test may pause or stop."""
-
-    data: Path
-    port: int
-    dsn: str
-    bin: Path
-
-    def _run(self, *args: str, env: dict[str, str] | None = None) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run(
-            [*prefix, *args],
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def start(self) -> None:
-        opts = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data}"
-        )
-        self._run(
-            str(self.bin / "pg_ctl"),
-            "start",
-            "-D",
-            str(self.data),
-            "-w",
-            "-t",
-            "60",
-            "-s",
-            "-l",
-            str(self.data / "server.log"),
-            "-o",
-            opts,
-        )
-
-    def stop(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w", "-s")
-
-
 @pytest.fixture(scope="module")
 def private_replica(stack: Stack) -> Iterator[PrivateReplica]:
-    root = REPO / ".stack" / f"routing-test-{uuid.uuid4().hex[:8]}"
-    root.mkdir(parents=True)
-    data = root / "data"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-    replica = PrivateReplica(
-        data=data,
-        port=_free_port(),
-        dsn="",
-        bin=_pg_bin(),
-    )
-    env = {**os.environ, "PGPASSWORD": stack.pg.password}
-    replica._run(
-        str(replica.bin / "pg_basebackup"),
-        "-h",
-        stack.pg.host,
-        "-p",
-        str(stack.pg.port),
-        "-U",
-        stack.pg.user,
-        "-D",
-        str(data),
-        "-R",
-        "-X",
-        "stream",
-        "-c",
-        "fast",
-        env=env,
-    )
-    replica.dsn = stack.pg.dsn.replace(f":{stack.pg.port}/", f":{replica.port}/")
-    replica.start()
-    try:
+    with private_replica_of(stack) as replica:
         yield replica
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            replica.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 # -- schema and executors ------------------------------------------------------
-
-
-async def _caught_up(primary_dsn: str, replica_dsn: str, timeout: float = 30.0) -> None:
-    """Poll until the replica has replayed the primary's current position."""
-    p = await asyncpg.connect(primary_dsn)
-    r = await asyncpg.connect(replica_dsn)
-    try:
-        target = await p.fetchval("SELECT pg_current_wal_lsn()")
-        deadline = time.monotonic() + timeout
-        while True:
-            if await r.fetchval("SELECT pg_last_wal_replay_lsn() >= $1", target):
-                return
-            assert time.monotonic() < deadline, "replica did not catch up"
-            await asyncio.sleep(0.01)
-    finally:
-        await p.close()
-        await r.close()
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +72,8 @@ async def schema(stack: Stack, private_replica: PrivateReplica) -> AsyncIterator
     conn = await asyncpg.connect(stack.pg_dsn)
     try:
         await conn.execute(SCHEMA_SQL.format(s=name))
-        await _caught_up(stack.pg_dsn, private_replica.dsn)
-        await _caught_up(stack.pg_dsn, stack.replica_dsn)
+        await caught_up(stack.pg_dsn, private_replica.dsn)
+        await caught_up(stack.pg_dsn, stack.replica_dsn)
         yield name
     finally:
         await conn.execute(f"DROP SCHEMA {name} CASCADE")
@@ -478,7 +368,7 @@ async def test_decisions_and_metrics(
 
 
 async def test_replica_down_at_start_and_fallback_settings(stack: Stack, schema: str) -> None:
-    dead = stack.pg_dsn.replace(f":{stack.pg.port}/", f":{_free_port()}/")
+    dead = stack.pg_dsn.replace(f":{stack.pg.port}/", f":{free_port()}/")
     async with routing(stack, [dead], schema) as ex:
         out = await ex.run(req("SELECT 1"), [], timeout=10)
         assert out.route is not None

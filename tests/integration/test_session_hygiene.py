@@ -31,7 +31,9 @@ async def executor(stack: Stack) -> AsyncIterator[PostgresExecutor]:
         await ex.stop()
 
 
-async def run(ex: PostgresExecutor, sql: str, *params: Any, timeout: float = 29.9) -> list[list[Any]]:
+async def run(
+    ex: PostgresExecutor, sql: str, *params: Any, timeout: float = 29.9
+) -> list[list[Any]]:
     request = QueryRequest(
         id="t", client="t", sql=sql, reply_to=ReplyAddress("r", 0), deadline=time.time() + timeout
     )

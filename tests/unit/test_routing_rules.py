@@ -278,4 +278,9 @@ def test_decision_record_encodes() -> None:
     )
     back = msgspec.json.decode(encode_decision(d), type=RoutingDecision)
     assert back == d
-    assert "lag_seconds" not in encode_decision(d).decode()  # omitted when unknown
+    # Every field is written, defaults included, so plain-JSON consumers of the
+    # decisions topic never have to know which defaults to assume.
+    raw = msgspec.json.decode(encode_decision(d))
+    assert raw["lag_seconds"] is None
+    assert raw["ok"] is True
+    assert set(raw) == set(RoutingDecision.__struct_fields__)

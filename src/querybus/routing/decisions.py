@@ -13,7 +13,7 @@ import msgspec
 __all__ = ["RoutingDecision", "encode_decision"]
 
 
-class RoutingDecision(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RoutingDecision(msgspec.Struct, kw_only=True):
     """One routing decision and its outcome.
 
     Attributes:

@@ -22,6 +22,7 @@ from querybus.errors import (
     QueryBusError,
     QueryCanceledError,
     ReadOnlyTransactionError,
+    TargetBusyError,
 )
 from querybus.observability.metrics import Metrics
 from querybus.protocol.messages import QueryRequest, RouteInfo
@@ -288,6 +289,10 @@ class RoutingExecutor:
             state.reason = Reason.READ_ONLY_RETRY
             state.error = exc
             return None
+        except TargetBusyError as exc:
+            # Busy, not broken: try the next target without banning this one.
+            state.error = exc
+            return None
         except OperationalError as exc:
             if not is_target_failure(exc):
                 raise
@@ -330,6 +335,10 @@ class RoutingExecutor:
                     timeout=_left(deadline),
                     session_timeout=self.settings.max_statement_timeout,
                 )
+        except TargetBusyError:
+            # The replica's pool is busy: as when it has not replayed in time,
+            # the primary serves it.
+            return None
         except OperationalError as exc:
             if not is_target_failure(exc):
                 raise

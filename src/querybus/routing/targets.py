@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from querybus.adapter.postgres import create_pool, map_database_error
-from querybus.errors import OperationalError, QueryCanceledError
+from querybus.errors import OperationalError, QueryCanceledError, TargetBusyError
 from querybus.routing.lag import LagSample, parse_lsn
 
 __all__ = [
@@ -181,18 +181,26 @@ class Target:
         router can ban this target and retry elsewhere.
 
         Raises:
-            OperationalError: no connection within ``wait`` seconds, the server
-                is down, or the connection broke while in use.
+            TargetBusyError: no pooled connection became free in time (a replica
+                waits at most ``connect_timeout``).
+            OperationalError: the server is down, or the connection broke while in use.
         """
         self.outstanding += 1
         try:
             if self._pool is None:
                 await self.open()
+            # A replica waits at most connect_timeout (another target can serve);
+            # the primary, the only place for writes, waits as long as the caller.
+            limit = wait if self.is_primary else min(wait, self.connect_timeout)
             try:
                 # asyncio.timeout, not acquire(timeout=…): asyncpg implements that
                 # with wait_for, a task per acquire, which costs ~tens of µs per request.
-                async with asyncio.timeout(min(wait, self.connect_timeout)):
+                async with asyncio.timeout(limit):
                     conn = await self._pool.acquire()
+            except TimeoutError:
+                raise TargetBusyError(
+                    f"no free connection to {self.label} within {limit:.3g} s"
+                ) from None
             except _DB_ERRORS as exc:
                 raise map_database_error(exc) from exc
             try:
