@@ -284,3 +284,12 @@ def test_decision_record_encodes() -> None:
     assert raw["lag_seconds"] is None
     assert raw["ok"] is True
     assert set(raw) == set(RoutingDecision.__struct_fields__)
+
+
+def test_settings_never_show_a_password() -> None:
+    from querybus.config import PostgresSettings
+    from querybus.routing.settings import RoutingSettings
+
+    routing = RoutingSettings.from_env({"QUERYBUS_REPLICA_DSNS": "postgresql://u:s3cret@h:5433/db"})
+    assert "s3cret" not in repr(routing)
+    assert "s3cret" not in repr(PostgresSettings(password="s3cret"))

@@ -220,6 +220,9 @@ class AdapterService:
             for task in late:
                 task.cancel()
             if late:
+                # Let them unwind (asyncpg cancels their statements) before the
+                # final commit, which must not include them.
+                await asyncio.wait(late, timeout=5.0)
                 log.warning(
                     "%d requests still running after the grace period were abandoned "
                     "(uncommitted: another adapter will run them)",
@@ -316,11 +319,18 @@ class AdapterService:
     # -- one request ------------------------------------------------------------
 
     async def _handle(self, record: Record) -> None:
+        """Handle one record; its offset becomes committable only once the
+        record is dealt with (replied to, or dead-lettered)."""
         received = time.time()
         started = time.perf_counter()
         self.metrics.in_flight.inc()
+        dealt_with = False
         try:
             await self._process(record, received, started)
+            dealt_with = True
+        except asyncio.CancelledError:
+            # Abandoned at shutdown: left uncommitted, so the group redelivers it.
+            raise
         except Exception:
             # A bug must not kill the adapter; the record is dead-lettered so it is not lost.
             log.exception(
@@ -329,10 +339,15 @@ class AdapterService:
                 record.partition,
                 record.offset,
             )
-            await self._dead_letter(record, "internal error while handling the record")
+            try:
+                await self._dead_letter(record, "internal error while handling the record")
+                dealt_with = True
+            except TransportError as exc:
+                log.error("record left uncommitted, to be redelivered: %s", exc)
         finally:
             self.metrics.in_flight.dec()
-            self._tracker.done((record.topic, record.partition), record.offset)
+            if dealt_with:
+                self._tracker.done((record.topic, record.partition), record.offset)
             self._slots.release()
 
     async def _process(self, record: Record, received: float, started: float) -> None:

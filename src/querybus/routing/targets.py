@@ -51,14 +51,14 @@ class ReplicaConfig:
     """One replica.
 
     Attributes:
-        dsn: where it is.
+        dsn: where it is (left out of ``repr``: it may hold a password).
         name: its name in replies and metrics (``replica:<name>``); ``host:port`` when empty.
         weight: its share of reads under weighted strategies.
         group: its replica pool; ``RoutingSettings.complex_pool`` names the group
             that serves complex reads.
     """
 
-    dsn: str
+    dsn: str = field(repr=False)
     name: str = ""
     weight: float = 1.0
     group: str = "default"
