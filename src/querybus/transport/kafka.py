@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import (
     BrokerNotAvailableError,
     ConsumerStoppedError,
@@ -604,7 +605,13 @@ class KafkaTransport:
             BrokerUnavailableError: no broker could be reached.
             TransportError: the topic does not exist.
         """
-        cluster = await self._cluster()
+        _, client = await self._clients()
+        # Metadata of this one topic only: fetch_all_metadata() lists every
+        # topic of the cluster, which a health check must not pay for.
+        cluster = ClusterMetadata(metadata_max_age_ms=300_000)
+        with _mapped(f"fetch metadata of {topic!r}"):
+            if not await client._metadata_update(cluster, [topic]):
+                raise KafkaError("no broker answered the metadata request")
         parts = cluster.partitions_for_topic(topic)
         if not parts:
             raise TransportError(f"unknown topic {topic!r}")
