@@ -124,11 +124,13 @@ def private_replica_of(stack: Stack) -> Iterator[PrivateReplica]:
 
 
 async def caught_up(primary_dsn: str, replica_dsn: str, timeout: float = 30.0) -> None:
-    """Poll until the replica has replayed the primary's current position."""
+    """Poll until the replica has replayed everything committed on the primary so far."""
     p = await asyncpg.connect(primary_dsn)
     r = await asyncpg.connect(replica_dsn)
     try:
-        target = await p.fetchval("SELECT pg_current_wal_lsn()")
+        # The insert position: with synchronous_commit=off the write position
+        # (pg_current_wal_lsn) can still be behind commits that already returned.
+        target = await p.fetchval("SELECT pg_current_wal_insert_lsn()")
         deadline = time.monotonic() + timeout
         while True:
             if await r.fetchval("SELECT pg_last_wal_replay_lsn() >= $1", target):
