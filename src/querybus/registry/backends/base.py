@@ -30,7 +30,29 @@ from typing import Protocol, Self
 
 from querybus.registry.models import ServiceInstance
 
-__all__ = ["RegistryBackend", "alive"]
+__all__ = ["BackendLifecycle", "RegistryBackend", "alive"]
+
+
+class BackendLifecycle:
+    """``async with backend:`` for every backend: start on entry, stop on exit."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
 
 class RegistryBackend(Protocol):

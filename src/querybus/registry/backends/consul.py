@@ -20,13 +20,13 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncGenerator
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from querybus.errors import RegistryError, RegistryUnavailableError, ServiceNotFoundError
+from querybus.registry.backends.base import BackendLifecycle
 from querybus.registry.models import HealthStatus, ServiceInstance
 
 __all__ = ["ConsulBackend"]
@@ -50,7 +50,7 @@ def _check_id(instance_id: str) -> str:
     return f"service:{instance_id}"
 
 
-class ConsulBackend:
+class ConsulBackend(BackendLifecycle):
     """Registry on a Consul agent.
 
     Args:
@@ -129,18 +129,6 @@ class ConsulBackend:
         if self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- the contract -----------------------------------------------------
 

@@ -19,13 +19,13 @@ import contextlib
 import json
 import math
 from collections.abc import AsyncGenerator, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import msgspec
 
 from querybus.errors import RegistryError, RegistryUnavailableError, ServiceNotFoundError
+from querybus.registry.backends.base import BackendLifecycle
 from querybus.registry.models import ServiceInstance, decode_instance, encode_instance
 
 __all__ = ["EtcdBackend"]
@@ -56,7 +56,7 @@ class _EtcdStatusError(RegistryError):
         self.grpc_code = grpc_code
 
 
-class EtcdBackend:
+class EtcdBackend(BackendLifecycle):
     """Registry on etcd 3.4+.
 
     Args:
@@ -149,18 +149,6 @@ class EtcdBackend:
         if self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- the contract -----------------------------------------------------
 

@@ -29,8 +29,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -41,6 +40,7 @@ from querybus.errors import (
     TransportError,
 )
 from querybus.registry.backends._table import InstanceTable
+from querybus.registry.backends.base import BackendLifecycle
 from querybus.registry.models import ServiceInstance, decode_instance, encode_instance
 from querybus.transport import connect
 from querybus.transport.base import PartitionReader, Producer, Record, TopicSpec
@@ -58,7 +58,7 @@ DEFAULT_TOPIC = "querybus.registry"
 _SYNC_PREFIX = b"\0sync/"
 
 
-class KafkaBackend:
+class KafkaBackend(BackendLifecycle):
     """Registry on a compacted Kafka topic.
 
     Args:
@@ -147,18 +147,6 @@ class KafkaBackend:
             transport, self._transport = self._transport, None
             with contextlib.suppress(TransportError):
                 await transport.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- reading ----------------------------------------------------------
 

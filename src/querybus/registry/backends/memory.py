@@ -8,11 +8,10 @@ each other. Expiry is computed on read from ``last_heartbeat + ttl``.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from types import TracebackType
-from typing import Self
 
 from querybus.errors import ServiceNotFoundError
 from querybus.registry.backends._table import InstanceTable
+from querybus.registry.backends.base import BackendLifecycle
 from querybus.registry.models import ServiceInstance
 
 __all__ = ["MemoryBackend"]
@@ -20,7 +19,7 @@ __all__ = ["MemoryBackend"]
 _HUBS: dict[str, InstanceTable] = {}
 
 
-class MemoryBackend:
+class MemoryBackend(BackendLifecycle):
     """A registry that lives in this process.
 
     Args:
@@ -39,18 +38,6 @@ class MemoryBackend:
 
     async def stop(self) -> None:
         """Nothing to release; the hub keeps its state for other users."""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def register(self, instance: ServiceInstance) -> None:
         """Store ``instance``."""
