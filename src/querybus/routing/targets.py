@@ -228,12 +228,7 @@ class Target:
         async with self.connection(wait) as conn:
             try:
                 await conn.fetchval("SELECT 1", timeout=wait)
-            except (
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                OSError,
-                TimeoutError,
-            ) as exc:
+            except _DB_ERRORS as exc:
                 raise map_database_error(exc) from exc
 
     # -- monitoring (own connection) --------------------------------------
@@ -254,12 +249,7 @@ class Target:
                         server_settings={"application_name": "querybus-router-monitor"},
                     )
                 return await self._monitor.fetchrow(query, *args, timeout=wait)
-            except (
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                OSError,
-                TimeoutError,
-            ) as exc:
+            except _DB_ERRORS as exc:
                 # A half-dead connection must not be reused for the next sample.
                 if self._monitor is not None:
                     self._monitor.terminate()
@@ -312,12 +302,7 @@ class Target:
                     rows = await conn.fetch(query, timeout=wait)
                 finally:
                     await conn.close()
-            except (
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                OSError,
-                TimeoutError,
-            ) as exc:
+            except _DB_ERRORS as exc:
                 raise map_database_error(exc) from exc
         return {str(r[0]): str(r[1]) for r in rows}
 
@@ -356,12 +341,7 @@ async def wait_replayed(conn: Any, min_lsn: int, *, budget: float, poll: float) 
             text = await conn.fetchval(
                 "SELECT pg_last_wal_replay_lsn()::text", timeout=max(budget, 1.0)
             )
-        except (
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            OSError,
-            TimeoutError,
-        ) as exc:
+        except _DB_ERRORS as exc:
             raise map_database_error(exc) from exc
         if text is not None:
             lsn = parse_lsn(text)
