@@ -44,6 +44,13 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _env_positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _env_float(env, name, default)
+    if not value > 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class TopicNames:
     """The three topics of the protocol, with an optional prefix (for tenants or tests)."""
@@ -151,6 +158,8 @@ class AdapterSettings:
         shutdown_grace: seconds to finish in-flight work on SIGTERM.
         commit_interval: seconds between offset commits.
         log_parameters: log full parameter values (off: they may hold secrets).
+        idempotency_ttl: seconds an idempotency key is remembered in the
+            database's durable store (``QUERYBUS_IDEMPOTENCY_TTL``, default 24 h).
     """
 
     group_id: str = "querybus-adapters"
@@ -161,6 +170,7 @@ class AdapterSettings:
     shutdown_grace: float = 30.0
     commit_interval: float = 0.05
     log_parameters: bool = False
+    idempotency_ttl: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AdapterSettings:
@@ -174,4 +184,5 @@ class AdapterSettings:
             http_port=_env_int(env, "QUERYBUS_HTTP_PORT", 8080),
             shutdown_grace=_env_float(env, "QUERYBUS_SHUTDOWN_GRACE", d.shutdown_grace),
             log_parameters=_env(env, "QUERYBUS_LOG_PARAMETERS", "0") in ("1", "true", "yes"),
+            idempotency_ttl=_env_positive(env, "QUERYBUS_IDEMPOTENCY_TTL", d.idempotency_ttl),
         )

@@ -1,9 +1,12 @@
 """PostgreSQL execution on asyncpg. The only asyncpg importer besides the router's targets.
 
 One request = one statement in autocommit (or, for ``executemany``, one
-transaction). Nothing a request does to its session may leak into the next
-one, but resetting every connection on release (asyncpg's default) costs a
-full round trip per request. So the pool does not reset; instead, after a
+transaction). A write with an idempotency key runs in one transaction with
+its key in the durable store (:mod:`querybus.adapter.idempotency`).
+
+Nothing a request does to its session may leak into the next one, but
+resetting every connection on release (asyncpg's default) costs a full round
+trip per request. So the pool does not reset; instead, after a
 statement that might have left session state behind (anything but a plain
 SELECT/INSERT/UPDATE/DELETE calling known built-ins: see
 ``StatementInfo.session_safe``), and after we shortened ``statement_timeout``,
@@ -29,6 +32,7 @@ import asyncpg
 import msgspec
 
 from querybus.adapter.executor import Outcome
+from querybus.adapter.idempotency import IdempotencySettings, IdempotencyStore
 from querybus.errors import (
     OperationalError,
     QueryBusError,
@@ -37,7 +41,7 @@ from querybus.errors import (
     query_error_class,
 )
 from querybus.protocol.messages import Column, QueryRequest
-from querybus.routing.classify import analyze
+from querybus.routing.classify import analyze, classify
 
 # Raised by asyncpg itself (not the server) for a parameter it cannot encode.
 _ClientDataError = asyncpg.exceptions._base.DataError
@@ -55,7 +59,9 @@ __all__ = [
     "create_pool",
     "init_connection",
     "map_database_error",
+    "prepare_idempotency",
     "run_on_connection",
+    "run_statement",
 ]
 
 _json_encode = msgspec.json.Encoder().encode
@@ -147,6 +153,7 @@ async def run_on_connection(
     timeout: float,
     session_timeout: float | None = None,
     want_lsn: bool = False,
+    idempotency: IdempotencyStore | None = None,
 ) -> Outcome:
     """Run one request's statement on ``conn``.
 
@@ -158,35 +165,38 @@ async def run_on_connection(
         session_timeout: the connection's current ``statement_timeout`` in
             seconds, if known; a shorter ``timeout`` is applied with SET first.
         want_lsn: after a write, read the WAL position (read-your-writes).
+        idempotency: the durable store; when given and the request has an
+            idempotency key, the statement runs in one transaction with its
+            key (or is not run at all when the key is already stored). The
+            caller decides whether the statement needs it (reads do not).
 
     Raises:
         QueryError: the database refused the statement (precise subclass by SQLSTATE).
         OperationalError: the connection failed.
     """
     started = time.perf_counter()
+    deadline = time.monotonic() + timeout
     dirty = not analyze(request.sql).session_safe
     try:
         if session_timeout is not None and timeout < session_timeout * 0.9:
             dirty = True  # the SET below must not outlive this request
             await conn.execute(f"SET statement_timeout = {max(1, int(timeout * 1000))}")
-        if request.many:
-            async with conn.transaction():
-                await conn.executemany(request.sql, params, timeout=timeout)
-            outcome = Outcome(command=f"EXECUTEMANY {len(params)}", rowcount=len(params))
+        key = request.idem
+        if idempotency is not None and key is not None:
+            try:
+                outcome = await idempotency.run(
+                    conn,
+                    key,
+                    lambda: run_statement(conn, request, params, timeout=_left(deadline)),
+                    deadline=deadline,
+                )
+            except asyncpg.ActiveSQLTransactionError:
+                # VACUUM, CREATE INDEX CONCURRENTLY…: refused inside a transaction
+                # block before doing anything. They run as before, without a
+                # durable record (the adapter's in-memory cache still applies).
+                outcome = await run_statement(conn, request, params, timeout=_left(deadline))
         else:
-            # asyncpg's statement cache makes both calls below one round trip
-            # after the first: Parse/Describe is done once per connection.
-            stmt = await conn._get_statement(request.sql, timeout)
-            rows, status, _ = await conn._execute(
-                request.sql, params, 0, timeout, return_status=True
-            )
-            command = status.decode() if isinstance(status, bytes) else str(status or "")
-            outcome = Outcome(
-                command=command,
-                columns=_columns(stmt),
-                rows=[list(r) for r in rows],
-                rowcount=_rowcount(command, len(rows)),
-            )
+            outcome = await run_statement(conn, request, params, timeout=timeout)
         if want_lsn:
             # The insert position, not pg_current_wal_lsn(): with
             # synchronous_commit=off the write position can still be behind
@@ -199,6 +209,58 @@ async def run_on_connection(
             await _reset_session(conn)
     outcome.execute_seconds = time.perf_counter() - started
     return outcome
+
+
+async def run_statement(
+    conn: asyncpg.Connection, request: QueryRequest, params: Sequence[Any], *, timeout: float
+) -> Outcome:
+    """Only the statement of ``request``: in autocommit, or inside the caller's
+    transaction when ``conn`` is in one (``executemany`` then joins it instead
+    of opening its own). No session handling and no error mapping: that is
+    :func:`run_on_connection`'s job.
+
+    Raises:
+        asyncpg.PostgresError and the other asyncpg errors, unmapped.
+    """
+    if request.many:
+        if conn.is_in_transaction():
+            await conn.executemany(request.sql, params, timeout=timeout)
+        else:
+            async with conn.transaction():
+                await conn.executemany(request.sql, params, timeout=timeout)
+        return Outcome(command=f"EXECUTEMANY {len(params)}", rowcount=len(params))
+    # asyncpg's statement cache makes both calls below one round trip
+    # after the first: Parse/Describe is done once per connection.
+    stmt = await conn._get_statement(request.sql, timeout)
+    rows, status, _ = await conn._execute(request.sql, params, 0, timeout, return_status=True)
+    command = status.decode() if isinstance(status, bytes) else str(status or "")
+    return Outcome(
+        command=command,
+        columns=_columns(stmt),
+        rows=[list(r) for r in rows],
+        rowcount=_rowcount(command, len(rows)),
+    )
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError  # mapped like asyncpg's own: QueryCanceledError
+    return left
+
+
+async def prepare_idempotency(conn: asyncpg.Connection, store: IdempotencyStore) -> None:
+    """Create ``store``'s table on ``conn``'s server if needed (see
+    :meth:`IdempotencyStore.prepare`).
+
+    Raises:
+        QueryError: the table cannot be created (e.g. no CREATE privilege).
+        OperationalError: the connection failed.
+    """
+    try:
+        await store.prepare(conn)
+    except _DATABASE_ERRORS as exc:
+        raise map_database_error(exc) from exc
 
 
 async def _reset_session(conn: asyncpg.Connection) -> None:
@@ -223,24 +285,50 @@ class PostgresExecutor:
         dsn: the server.
         pool_size: connections; the adapter never runs more requests at once.
         max_statement_timeout: the longest any statement may run, seconds.
+        idempotency: the durable idempotency store (default: on, table
+            ``querybus_idempotency``, keys kept 24 h); see
+            :mod:`querybus.adapter.idempotency`.
     """
 
     name = "postgres"
 
     def __init__(
-        self, dsn: str, *, pool_size: int = 10, max_statement_timeout: float = 30.0
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        max_statement_timeout: float = 30.0,
+        idempotency: IdempotencySettings | None = None,
     ) -> None:
         self._dsn = dsn
         self._pool_size = pool_size
         self._max_statement_timeout = max_statement_timeout
         self._pool: asyncpg.Pool | None = None
+        settings = idempotency or IdempotencySettings()
+        self.idempotency = IdempotencyStore(settings) if settings.enabled else None
 
     async def start(self) -> None:
+        """Open the pool and prepare the idempotency table.
+
+        Raises:
+            OperationalError: the server cannot be reached.
+            QueryError: the idempotency table cannot be created.
+        """
         self._pool = await create_pool(
             self._dsn, size=self._pool_size, max_statement_timeout=self._max_statement_timeout
         )
+        if self.idempotency is not None:
+            try:
+                async with self._pool.acquire(timeout=self._max_statement_timeout) as conn:
+                    await prepare_idempotency(conn, self.idempotency)
+            except BaseException:
+                await self.stop()
+                raise
+            self.idempotency.start_cleanup(self._require_pool().acquire)
 
     async def stop(self) -> None:
+        if self.idempotency is not None:
+            await self.idempotency.stop_cleanup()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -263,9 +351,16 @@ class PostgresExecutor:
                     params,
                     timeout=timeout,
                     session_timeout=self._max_statement_timeout,
+                    idempotency=self._store_for(request),
                 )
         except _DATABASE_ERRORS as exc:
             raise map_database_error(exc) from exc
+
+    def _store_for(self, request: QueryRequest) -> IdempotencyStore | None:
+        # Reads need no durable record (see querybus.adapter.idempotency).
+        if request.idem is None or self.idempotency is None:
+            return None
+        return self.idempotency if classify(request.sql).writes else None
 
     async def ping(self, timeout: float) -> None:
         pool = self._require_pool()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from querybus.adapter.executor import Executor
+from querybus.adapter.idempotency import IdempotencySettings
 from querybus.adapter.postgres import PostgresExecutor
 from querybus.adapter.service import AdapterService
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
@@ -117,7 +118,9 @@ def build_executor(
     on_decision: Callable[[RoutingDecision], None] | None = None,
 ) -> Executor:
     """A routing executor when replicas are configured (``QUERYBUS_REPLICA_DSNS``),
-    otherwise a single-pool PostgreSQL executor."""
+    otherwise a single-pool PostgreSQL executor; either keeps idempotency keys
+    for ``settings.idempotency_ttl`` seconds in the (primary) database."""
+    idempotency = IdempotencySettings(ttl=settings.idempotency_ttl)
     if os.environ.get("QUERYBUS_REPLICA_DSNS"):
         return RoutingExecutor(
             pg.dsn,
@@ -125,8 +128,9 @@ def build_executor(
             pool_size=settings.pool_size,
             metrics=metrics,
             on_decision=on_decision,
+            idempotency=idempotency,
         )
-    return PostgresExecutor(pg.dsn, pool_size=settings.pool_size)
+    return PostgresExecutor(pg.dsn, pool_size=settings.pool_size, idempotency=idempotency)
 
 
 def build_service(

@@ -65,9 +65,12 @@ _SEND_RETRY_DELAY = 0.2
 class _IdempotencyCache:
     """Replies by idempotency key, so a duplicate write returns the first reply.
 
-    In memory, per adapter: covers redelivery to this adapter and client
-    retries (requests with a key are keyed by it, so they land on the same
-    partition, hence the same adapter while the group is stable).
+    In memory, per adapter: the fast path for redelivery to this adapter and
+    client retries (requests with a key are keyed by it, so they land on the
+    same partition, hence the same adapter while the group is stable). A
+    duplicate that reaches another adapter, or this one after a restart, is
+    caught by the executor's durable store in the database
+    (:mod:`querybus.adapter.idempotency`), which returns the first outcome.
     """
 
     def __init__(self, size: int = 10_000) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from querybus.adapter.executor import Outcome
-from querybus.adapter.postgres import run_on_connection
+from querybus.adapter.idempotency import IdempotencySettings, IdempotencyStore
+from querybus.adapter.postgres import prepare_idempotency, run_on_connection
 from querybus.errors import (
     NoEligibleTargetError,
     OperationalError,
@@ -80,6 +81,9 @@ class RoutingExecutor:
             ``settings.load_catalog`` is ignored (nothing is read from pg_proc).
         strategy: a balancing strategy object (default: ``settings.strategy``).
         pool_size: connections per server; overrides ``settings.pool_size``.
+        idempotency: the durable idempotency store, on the primary (default:
+            on, table ``querybus_idempotency``, keys kept 24 h); see
+            :mod:`querybus.adapter.idempotency`.
 
     ``metrics`` and ``on_decision`` are also plain attributes, so a service
     built after its executor can attach them before ``start()``.
@@ -98,6 +102,7 @@ class RoutingExecutor:
         catalog: FunctionCatalog | None = None,
         strategy: Strategy | None = None,
         pool_size: int | None = None,
+        idempotency: IdempotencySettings | None = None,
     ) -> None:
         settings = settings or RoutingSettings()
         if pool_size is not None:
@@ -125,6 +130,8 @@ class RoutingExecutor:
         self.monitor.catalog_stale = self._auto_catalog
         self.metrics = metrics
         self.on_decision = on_decision
+        idem = idempotency or IdempotencySettings()
+        self.idempotency = IdempotencyStore(idem) if idem.enabled else None
 
     def _target(
         self,
@@ -150,13 +157,26 @@ class RoutingExecutor:
     # -- lifecycle ----------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the primary's pool, then the replicas' (a replica that is down
-        is banned, not fatal), take a first lag sample and start monitoring.
+        """Open the primary's pool (and create the idempotency table there if
+        missing), then the replicas' (a replica that is down is banned, not
+        fatal), take a first lag sample and start monitoring.
 
         Raises:
             OperationalError: the primary cannot be reached.
+            QueryError: the idempotency table cannot be created on the primary.
         """
         await self.primary.open()
+        if self.idempotency is not None:
+            # Only the primary ever writes it (replicas get it by replication).
+            try:
+                async with self.primary.connection(self.settings.max_statement_timeout) as conn:
+                    await prepare_idempotency(conn, self.idempotency)
+            except BaseException:
+                await self.primary.close()
+                raise
+            self.idempotency.start_cleanup(
+                lambda: self.primary.connection(self.settings.max_statement_timeout)
+            )
         for replica in self.replicas:
             try:
                 await replica.open()
@@ -169,6 +189,8 @@ class RoutingExecutor:
 
     async def stop(self) -> None:
         """Stop monitoring and close every pool."""
+        if self.idempotency is not None:
+            await self.idempotency.stop_cleanup()
         await self.monitor.stop()
         for target in [*self.replicas, self.primary]:
             await target.close()
@@ -261,7 +283,11 @@ class RoutingExecutor:
         # A statement a replica refused as a write did write here: its caller
         # needs the LSN for read-your-writes like any other writer's.
         want_lsn = cls.writes or self.router.is_learned(cls.fingerprint)
-        return await self._run_on(self.primary, request, params, state, deadline, want_lsn=want_lsn)
+        # Writes only: a read needs no durable idempotency record.
+        store = self.idempotency if want_lsn and request.idem is not None else None
+        return await self._run_on(
+            self.primary, request, params, state, deadline, want_lsn=want_lsn, idempotency=store
+        )
 
     async def _try_replica(
         self,
@@ -356,6 +382,7 @@ class RoutingExecutor:
         deadline: float,
         *,
         want_lsn: bool,
+        idempotency: IdempotencyStore | None = None,
     ) -> Outcome:
         state.attempts += 1
         state.target = target
@@ -368,8 +395,11 @@ class RoutingExecutor:
                 params,
                 timeout=_left(deadline),
                 session_timeout=self.settings.max_statement_timeout,
+                idempotency=idempotency,
             )
             if want_lsn:
+                # Read after the commit (also of a stored outcome's original,
+                # which committed before we could read it): past its commit record.
                 outcome.lsn = await commit_lsn(conn)
             return outcome
 
