@@ -23,8 +23,12 @@ from querybus.adapter.idempotency import IdempotencySettings
 from querybus.adapter.postgres import PostgresExecutor
 from querybus.adapter.service import AdapterService
 from querybus.config import AdapterSettings
-from querybus.errors import IntegrityConstraintViolationError, QueryCanceledError
-from querybus.protocol import QueryRequest, ReplyAddress
+from querybus.errors import (
+    IntegrityConstraintViolationError,
+    QueryCanceledError,
+    RequestRejectedError,
+)
+from querybus.protocol import QueryRequest, ReplyAddress, encode_row
 from querybus.routing.executor import RoutingExecutor, RoutingSettings
 
 MakeTable = Callable[[str], Awaitable[str]]
@@ -264,8 +268,8 @@ async def test_expired_keys_are_deleted_periodically(
 ) -> None:
     ex = await make_executor(ttl=3600.0, cleanup_interval=0.05)
     await pg.execute(
-        f"INSERT INTO {idem_table} (key, outcome, created_at) VALUES "
-        "('old', '\\x7b7d', now() - interval '2 hours'), ('fresh', '\\x7b7d', now())"
+        f"INSERT INTO {idem_table} (key, request, outcome, created_at) VALUES "
+        "('old', 'r', '\\x7b7d', now() - interval '2 hours'), ('fresh', 'r', '\\x7b7d', now())"
     )
 
     async def old_gone() -> bool:
@@ -313,3 +317,39 @@ async def test_routing_executor_keeps_keys_on_the_primary(
         assert await count(pg, idem_table, "key = $1", read_key) == 0
     finally:
         await ex.stop()
+
+
+async def test_a_key_reused_for_another_request_is_refused(
+    make_executor: MakeExecutor, make_table: MakeTable, pg: asyncpg.Connection
+) -> None:
+    ex = await make_executor(pool_size=1)
+    table = await make_table("id int")
+    sql = f"INSERT INTO {table} (id) VALUES ($1)"
+    key = uuid.uuid4().hex
+    first = await ex.run(req(sql, key, params=encode_row([1])), [1], timeout=10.0)
+    assert first.command == "INSERT 0 1"
+    # The same key with other parameters is another request: refused, not run,
+    # and certainly not answered with the first request's result.
+    with pytest.raises(RequestRejectedError, match="already used for a different request"):
+        await ex.run(req(sql, key, params=encode_row([2])), [2], timeout=10.0)
+    # The same request again is a duplicate: the stored result, nothing run.
+    again = await ex.run(req(sql, key, params=encode_row([1])), [1], timeout=10.0)
+    assert again.command == "INSERT 0 1"
+    assert [r["id"] for r in await pg.fetch(f"SELECT id FROM {table}")] == [1]
+
+
+async def test_key_reuse_through_the_bus_is_refused_even_by_the_same_adapter(
+    bus: Bus, make_table: MakeTable, pg: asyncpg.Connection, idem_table: str
+) -> None:
+    table = await make_table("id int")
+    sql = f"INSERT INTO {table} (id) VALUES ($1)"
+    key = uuid.uuid4().hex
+    client = await bus.client()
+    async with adapter(bus, idem_table):
+        assert (await client.request(sql, [1], idempotency_key=key)).command == "INSERT 0 1"
+        # Same adapter, so its in-memory cache holds the key: it must not answer
+        # a different request with the first one's reply either.
+        with pytest.raises(RequestRejectedError, match="different request"):
+            await client.request(sql, [2], idempotency_key=key)
+        assert (await client.request(sql, [1], idempotency_key=key)).command == "INSERT 0 1"
+    assert [r["id"] for r in await pg.fetch(f"SELECT id FROM {table}")] == [1]

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -50,11 +51,11 @@ from typing import Any
 import msgspec
 
 from querybus.adapter.executor import Outcome
-from querybus.errors import ConfigurationError, QueryError
+from querybus.errors import ConfigurationError, QueryError, RequestRejectedError
 from querybus.protocol.messages import Column
 from querybus.protocol.values import decode_rows, encode_rows
 
-__all__ = ["DEFAULT_TABLE", "IdempotencySettings", "IdempotencyStore"]
+__all__ = ["DEFAULT_TABLE", "IdempotencySettings", "IdempotencyStore", "request_digest"]
 
 log = logging.getLogger("querybus.adapter.idempotency")
 
@@ -145,6 +146,14 @@ def decode_outcome(data: bytes) -> Outcome:
     )
 
 
+def request_digest(sql: str, wire_params: list[Any], many: bool) -> str:
+    """A digest of what a request asks for: its SQL and its parameters in wire form."""
+    h = hashlib.sha256(sql.encode())
+    h.update(b"\x00many\x00" if many else b"\x00one\x00")
+    h.update(_encode_json(wire_params))
+    return h.hexdigest()
+
+
 def _left(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -165,19 +174,25 @@ class IdempotencyStore:
         self.settings = settings or IdempotencySettings()
         t = _quote_name(self.settings.table)
         self._claim_sql = (
-            f"INSERT INTO {t} (key) VALUES ($1) ON CONFLICT (key) DO NOTHING RETURNING true"
+            f"INSERT INTO {t} (key, request) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO NOTHING RETURNING true"
         )
-        self._lookup_sql = f"SELECT outcome FROM {t} WHERE key = $1"
+        self._lookup_sql = f"SELECT outcome, request FROM {t} WHERE key = $1"
         self._store_sql = f"UPDATE {t} SET outcome = $2 WHERE key = $1"
         self._purge_sql = (
             f"DELETE FROM {t} WHERE created_at < now() - make_interval(secs => $1::float8)"
         )
-        self._create_sql = (
+        # request: a digest of the SQL and parameters, to refuse a key reused
+        # for another request. The created_at index serves the periodic purge.
+        self._create_sql = [
             f"CREATE TABLE IF NOT EXISTS {t} ("
             "key text PRIMARY KEY, "
+            "request text NOT NULL, "
             "outcome bytea, "
-            "created_at timestamptz NOT NULL DEFAULT now())"
-        )
+            "created_at timestamptz NOT NULL DEFAULT now())",
+            f"CREATE INDEX IF NOT EXISTS {_quote_name(self.settings.table + '_created_at')} "
+            f"ON {t} (created_at)",
+        ]
         self._cleanup: asyncio.Task[None] | None = None
 
     @property
@@ -200,7 +215,8 @@ class IdempotencyStore:
             return
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('querybus_idempotency'))")
-            await conn.execute(self._create_sql)
+            for sql in self._create_sql:
+                await conn.execute(sql)
 
     async def run(
         self,
@@ -208,20 +224,28 @@ class IdempotencyStore:
         key: str,
         execute: Callable[[], Awaitable[Outcome]],
         *,
+        request: str,
         deadline: float,
     ) -> Outcome:
         """Run ``execute`` (the statement, on ``conn``) once per ``key``.
 
         Returns the statement's outcome, or the stored one when ``key`` was
-        already used (the statement is then not run).
+        already used for the same request (the statement is then not run).
+
+        Args:
+            request: a digest of the request (:func:`request_digest`); a key
+                already used for a different request is refused.
 
         Raises:
+            RequestRejectedError: ``key`` was already used for another request.
             whatever ``execute`` or asyncpg raises; the transaction is then
-            rolled back and the key is not remembered.
+                rolled back and the key is not remembered.
         """
         while True:
             async with conn.transaction(isolation="read_committed"):
-                claimed = await conn.fetchval(self._claim_sql, key, timeout=_left(deadline))
+                claimed = await conn.fetchval(
+                    self._claim_sql, key, request, timeout=_left(deadline)
+                )
                 if claimed:
                     outcome = await execute()
                     await conn.execute(
@@ -231,6 +255,12 @@ class IdempotencyStore:
                 row = await conn.fetchrow(self._lookup_sql, key, timeout=_left(deadline))
             if row is None:
                 continue  # deleted (expired) between our INSERT and SELECT: claim again
+            if row["request"] != request:
+                # Returning the other request's result would be silently wrong.
+                raise RequestRejectedError(
+                    f"idempotency key {key!r} was already used for a different request "
+                    "(other SQL or parameters); use a new key for a new request"
+                )
             if row["outcome"] is None:
                 raise QueryError(
                     f"idempotency key {key!r} is stored without an outcome in {self.table}"

@@ -32,7 +32,7 @@ import asyncpg
 import msgspec
 
 from querybus.adapter.executor import Outcome
-from querybus.adapter.idempotency import IdempotencySettings, IdempotencyStore
+from querybus.adapter.idempotency import IdempotencySettings, IdempotencyStore, request_digest
 from querybus.errors import (
     OperationalError,
     QueryBusError,
@@ -188,6 +188,7 @@ async def run_on_connection(
                     conn,
                     key,
                     lambda: run_statement(conn, request, params, timeout=_left(deadline)),
+                    request=request_digest(request.sql, request.params, request.many),
                     deadline=deadline,
                 )
             except asyncpg.ActiveSQLTransactionError:

@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from querybus.adapter.executor import Executor, Outcome
+from querybus.adapter.idempotency import request_digest
 from querybus.adapter.offsets import OffsetTracker
 from querybus.adapter.policy import Policy
 from querybus.config import AdapterSettings, BusSettings
@@ -390,10 +391,18 @@ class AdapterService:
                 else f"<{len(request.params)} values>",
             )
 
-        while request.idem is not None:
-            cached = self._idem.get(request.idem)
+        # The cache's identity is the key *and* what the request asks for: a key
+        # reused for another request misses here and is refused by the durable
+        # store, rather than being answered with another request's reply.
+        idem = (
+            None
+            if request.idem is None
+            else f"{request.idem}\x00{request_digest(request.sql, request.params, request.many)}"
+        )
+        while idem is not None:
+            cached = self._idem.get(idem)
             if cached is None:
-                self._idem.begin(request.idem)
+                self._idem.begin(idem)
                 break
             if isinstance(cached, bytes):
                 data = cached
@@ -423,8 +432,8 @@ class AdapterService:
             await self._reply_failure(
                 request.reply_to, request.id, exc, timings, request.deadline, client=request.client
             )
-            if request.idem is not None:
-                self._idem.finish(request.idem, None)
+            if idem is not None:
+                self._idem.finish(idem, None)
             return
 
         timings.execute = outcome.execute_seconds
@@ -451,16 +460,16 @@ class AdapterService:
             await self._reply_failure(
                 request.reply_to, request.id, err, timings, request.deadline, client=request.client
             )
-            if request.idem is not None:
-                self._idem.finish(request.idem, None)
+            if idem is not None:
+                self._idem.finish(idem, None)
             return
         self.metrics.execute.observe(timings.execute)
         self.metrics.latency.observe(timings.total)
         self.metrics.requests.labels("ok").inc()
         if outcome.route is None:  # a router counts its own decisions
             self.metrics.route.labels(route.target, route.reason).inc()
-        if request.idem is not None:
-            self._idem.finish(request.idem, data)
+        if idem is not None:
+            self._idem.finish(idem, data)
         await self._send_reply(
             request.reply_to,
             request.id,
