@@ -527,7 +527,12 @@ class AdapterService:
         )
         self.metrics.requests.labels(exc.code).inc()
         self.metrics.errors.labels(exc.code, (sqlstate or "")[:2]).inc()
-        log.info("request %s failed: %s: %s", correlation_id, exc.code, exc)
+        # Database messages can quote parameter values ("invalid input syntax
+        # for type integer: …"): they are logged only where parameters are.
+        if self.settings.log_parameters:
+            log.info("request %s failed: %s: %s", correlation_id, exc.code, exc)
+        else:
+            log.info("request %s failed: %s %s", correlation_id, exc.code, sqlstate or "")
         data = encode(
             QueryFailure(id=correlation_id, error=info, timings=timings, served_by=self.instance_id)
         )

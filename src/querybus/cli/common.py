@@ -74,12 +74,15 @@ def load_stack_env(path: Path = Path(".stack/env")) -> None:
 
 
 def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``, replacing any handlers already installed."""
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
-    # aiokafka (group membership) and httpx (every registry heartbeat) are
-    # chatty at INFO; keep them for warnings.
+    # aiokafka logs whole records at DEBUG (parameter values included) and is
+    # chatty about group membership at INFO; httpx logs every registry call.
+    # Keep both to warnings, whatever the level.
     for name in ("aiokafka", "httpx"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 

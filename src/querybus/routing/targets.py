@@ -19,12 +19,17 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from querybus.adapter.postgres import create_pool, map_database_error
-from querybus.errors import OperationalError, QueryCanceledError, TargetBusyError
+from querybus.errors import (
+    ConfigurationError,
+    OperationalError,
+    QueryCanceledError,
+    TargetBusyError,
+)
 from querybus.routing.lag import LagSample, parse_lsn
 
 __all__ = [
@@ -33,6 +38,8 @@ __all__ = [
     "commit_lsn",
     "dsn_name",
     "is_target_failure",
+    "replica_dsn",
+    "standby_status",
     "wait_replayed",
 ]
 
@@ -64,14 +71,58 @@ class ReplicaConfig:
     group: str = "default"
 
 
+def _host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets (``[::1]:5432``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def dsn_name(dsn: str) -> str:
-    """``host:port`` of a DSN (never the password), for naming a target."""
+    """``host:port`` of a DSN (never the password), for naming a target; an
+    IPv6 host in brackets, like an endpoint in the registry."""
     try:
         parts = urlsplit(dsn)
         host = parts.hostname or "local"
-        return f"{host}:{parts.port or 5432}"
+        return _host_port(host, parts.port or 5432)
     except ValueError:
         return "replica"
+
+
+# Query parameters of a libpq URI that say where the server is or which database.
+_WHERE_PARAMS = frozenset({"host", "hostaddr", "port"})
+_DATABASE_PARAMS = frozenset({"dbname", "database"})
+
+
+def replica_dsn(primary_dsn: str, host: str, port: int, *, database: str | None = None) -> str:
+    """The DSN of a replica at ``host:port``: ``primary_dsn`` with its host and
+    port (and, when given, its database) replaced.
+
+    Everything else — user, password, TLS and other parameters — is kept: a
+    registry announces where a replica is, never its credentials, so a
+    discovered replica is reached with the primary's.
+
+    Args:
+        primary_dsn: a ``postgresql://`` (or ``postgres://``) URI.
+        host: host name or address (an IPv6 address without brackets is fine).
+        port: TCP port.
+        database: database name; ``None`` keeps the primary's.
+
+    Raises:
+        ConfigurationError: ``primary_dsn`` is not a URI, or ``host``/``port`` are invalid.
+    """
+    parts = urlsplit(primary_dsn)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.netloc and not parts.path:
+        raise ConfigurationError("the primary's DSN must be a postgresql:// URI")
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if not host or "/" in host or "@" in host or not 0 < port < 65536:
+        raise ConfigurationError(f"not a replica address: {host!r} port {port}")
+    userinfo, at, _hosts = parts.netloc.rpartition("@")
+    netloc = (userinfo + at) + _host_port(host, port)
+    drop = _WHERE_PARAMS | (_DATABASE_PARAMS if database is not None else frozenset())
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in drop]
+    )
+    path = parts.path if database is None else "/" + quote(database, safe="")
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
 
 
 def is_target_failure(exc: BaseException) -> bool:
