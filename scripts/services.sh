@@ -56,7 +56,16 @@ apt_install() {
         apt-get update -qq </dev/null
         APT_UPDATED=1
     fi
-    apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null
+    # Packages must not start their own daemons (etcd on 2379, a postgres
+    # cluster on 5432): a policy-rc.d answering 101 forbids it for the install.
+    local policy=/usr/sbin/policy-rc.d added=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
+    fi
+    local rc=0
+    apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null || rc=$?
+    [ "$added" = 1 ] && rm -f "$policy"
+    [ "$rc" = 0 ] || die "apt-get install $* failed (exit $rc)"
 }
 
 pid_alive() {  # pid_alive PIDFILE PATTERN -> 0 when the pid runs a command matching PATTERN
