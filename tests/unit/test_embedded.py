@@ -359,3 +359,40 @@ async def test_wait_for_helper() -> None:
     assert await wait_for(bump, 2.0, interval=0.001)
     with pytest.raises(AssertionError, match="never"):
         await wait_for(lambda: False, 0.05, message="never")
+
+
+async def test_an_unreadable_reply_record_does_not_stop_the_reader() -> None:
+    """A record with a non-UTF-8 correlation id on the client's reply partition
+    is skipped and counted; the next request still gets its reply."""
+    from querybus.adapter.service import AdapterService
+    from querybus.adapter.sqlite import SqliteExecutor
+    from querybus.client import QueryClient
+    from querybus.config import AdapterSettings, BusSettings
+    from querybus.protocol import Headers
+    from querybus.transport import connect
+
+    bus = BusSettings(bootstrap_servers=f"memory://unreadable-{id(object())}")
+    transport = connect(bus.bootstrap_servers)
+    adapter = AdapterService(
+        transport, SqliteExecutor(":memory:"), bus=bus, settings=AdapterSettings(group_id="g")
+    )
+    await adapter.start(http=False)
+    try:
+        async with QueryClient(bus, transport=transport, timeout=10) as client:
+            producer = transport.producer()
+            await producer.start()
+            try:
+                address = client.reply_address
+                await producer.send(
+                    address.topic,
+                    b"{}",
+                    partition=address.partition,
+                    headers=[(Headers.CORRELATION_ID, b"\xff\xfe")],
+                )
+            finally:
+                await producer.stop()
+            assert await client.fetchval("SELECT 42") == 42
+            assert client.metrics.undecodable_replies == 1
+    finally:
+        await adapter.stop()
+        await transport.close()

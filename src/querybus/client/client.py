@@ -253,7 +253,13 @@ class QueryClient:
                 await asyncio.sleep(0.5)
                 continue
             for record in records:
-                self._on_reply(record)
+                try:
+                    self._on_reply(record)
+                except Exception:
+                    # One odd record (a foreign producer on our partition, a bad
+                    # header) must not stop the reader every caller depends on.
+                    self.metrics.undecodable_replies += 1
+                    log.exception("skipped an unreadable record at offset %d", record.offset)
 
     def _on_reply(self, record: Record) -> None:
         # Other clients may share this partition: skip their replies unread.
