@@ -278,8 +278,11 @@ class AdapterService:
                 free += 1
             try:
                 records = await consumer.getmany(timeout=0.1, max_records=free)
-            except TransportError as exc:
-                log.warning("fetching requests failed: %s", exc)
+            except Exception as exc:  # the loop must outlive any one failure
+                if isinstance(exc, TransportError):
+                    log.warning("fetching requests failed: %s", exc)
+                else:
+                    log.exception("fetching requests failed unexpectedly")
                 records = []
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 1.0)
@@ -303,7 +306,10 @@ class AdapterService:
     async def _commit_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.commit_interval)
-            await self._commit()
+            try:
+                await self._commit()
+            except Exception:  # a dead commit loop would go unnoticed until a restart
+                log.exception("committing offsets failed unexpectedly")
 
     async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
         if self._consumer is None:
