@@ -25,11 +25,13 @@ from querybus.registry import (
     KafkaCheck,
     Registration,
     RegistryBackend,
+    RegistryClient,
     RegistrySettings,
     ServiceRegistry,
     registry_from_settings,
 )
 from querybus.routing.decisions import RoutingDecision, encode_decision
+from querybus.routing.discovery import ReplicaDiscovery
 from querybus.routing.executor import RoutingExecutor, RoutingSettings
 from querybus.transport import Transport, connect
 
@@ -110,6 +112,70 @@ async def _deregister(registering: asyncio.Task[Registered]) -> None:
         await backend.stop()
 
 
+def _registry_configured() -> bool:
+    return bool(os.environ.get("QUERYBUS_REGISTRY"))
+
+
+def _discovering(routing: RoutingSettings) -> bool:
+    """Whether replicas are to be discovered from the registry."""
+    return routing.discovery and _registry_configured()
+
+
+async def _discover(
+    executor: RoutingExecutor, registry: RegistrySettings, transport: Transport
+) -> None:
+    """Follow the replicas announced in the registry until cancelled; while
+    the registry is unreachable at start, keep trying (one warning)."""
+    settings = executor.settings
+    warned = False
+    while True:
+        backend = registry_from_settings(registry, transport=transport)
+        try:
+            await backend.start()
+        except RegistryError as exc:
+            with contextlib.suppress(Exception):
+                await backend.stop()
+            if not warned:
+                log.warning(
+                    "registry %s unreachable (%s): discovering replicas in the background",
+                    registry.kind,
+                    exc,
+                )
+                warned = True
+            await asyncio.sleep(_REGISTRY_RETRY)
+            continue
+        break
+    discovery = ReplicaDiscovery(
+        executor,
+        RegistryClient(backend),
+        service_name=settings.discovery_service,
+        interval=settings.discovery_interval,
+    )
+    try:
+        await discovery.start()
+        log.info(
+            "discovering replicas announced as %r in the %s registry",
+            settings.discovery_service,
+            registry.kind,
+        )
+        await asyncio.Event().wait()  # until cancelled
+    finally:
+        await discovery.stop()
+        with contextlib.suppress(Exception):
+            await backend.stop()
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # stopping must go on; the failure is worth a log line
+            log.exception("replica discovery failed")
+
+
 def build_executor(
     pg: PostgresSettings,
     settings: AdapterSettings,
@@ -117,14 +183,16 @@ def build_executor(
     metrics: Metrics,
     on_decision: Callable[[RoutingDecision], None] | None = None,
 ) -> Executor:
-    """A routing executor when replicas are configured (``QUERYBUS_REPLICA_DSNS``),
+    """A routing executor when replicas are configured (``QUERYBUS_REPLICA_DSNS``)
+    or discovered (``QUERYBUS_REPLICA_DISCOVERY`` with ``QUERYBUS_REGISTRY``),
     otherwise a single-pool PostgreSQL executor; either keeps idempotency keys
     for ``settings.idempotency_ttl`` seconds in the (primary) database."""
     idempotency = IdempotencySettings(ttl=settings.idempotency_ttl)
-    if os.environ.get("QUERYBUS_REPLICA_DSNS"):
+    routing = RoutingSettings.from_env()
+    if routing.replicas or _discovering(routing):
         return RoutingExecutor(
             pg.dsn,
-            settings=RoutingSettings.from_env(),
+            settings=routing,
             pool_size=settings.pool_size,
             metrics=metrics,
             on_decision=on_decision,
@@ -170,6 +238,7 @@ async def serve_adapter(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_requested.set)
     registering: asyncio.Task[Registered] | None = None
+    discovering: asyncio.Task[None] | None = None
     try:
         await service.start()
         log.info(
@@ -177,7 +246,13 @@ async def serve_adapter(
             settings.http_host,
             service.http_port,
         )
-        if register and os.environ.get("QUERYBUS_REGISTRY"):
+        executor = service.executor
+        if isinstance(executor, RoutingExecutor) and _discovering(executor.settings):
+            # After the executor started (service.start), stopped before it.
+            discovering = asyncio.create_task(
+                _discover(executor, RegistrySettings.from_env(), transport)
+            )
+        if register and _registry_configured():
             registering = asyncio.create_task(
                 _register(service, RegistrySettings.from_env(), bus, transport)
             )
@@ -189,6 +264,7 @@ async def serve_adapter(
         # Leave the registry first, so clients stop choosing this adapter.
         if registering is not None:
             await _deregister(registering)
+        await _cancel(discovering)
         with contextlib.suppress(Exception):
             await service.stop()
         await transport.close()

@@ -1,4 +1,5 @@
-"""``querybus registry ls`` and ``querybus registry watch``.
+"""``querybus registry ls``, ``querybus registry watch`` and
+``querybus registry announce-replica``.
 
 The backend comes from the environment: ``QUERYBUS_REGISTRY``
 (``memory|kafka|etcd|consul``) plus ``KAFKA_BOOTSTRAP_SERVERS``,
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -18,13 +20,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from querybus.errors import QueryBusError
+from querybus.errors import ConfigurationError, QueryBusError
 from querybus.registry import (
     HealthStatus,
     RegistryBackend,
     RegistryClient,
     RegistrySettings,
     ServiceInstance,
+    ServiceRegistry,
     registry_from_settings,
 )
 
@@ -160,6 +163,80 @@ def watch(
         finally:
             with contextlib.suppress(QueryBusError):
                 await events.aclose()
+        return 0
+
+    _with_backend(use)
+
+
+@registry_app.command("announce-replica")
+def announce_replica(
+    dsn: Annotated[
+        str, typer.Argument(help="The replica: postgresql://USER:PASSWORD@HOST:PORT/DB")
+    ],
+    service: Annotated[
+        str, typer.Option("--service", help="Service name to announce it under.")
+    ] = "postgres-replica",
+    ttl: Annotated[
+        float, typer.Option("--ttl", help="Seconds without heartbeat before it expires.")
+    ] = 10.0,
+    weight: Annotated[float, typer.Option("--weight", help="Its share of reads.")] = 1.0,
+    group: Annotated[str, typer.Option("--group", help="Its replica group.")] = "default",
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="Announce this HOST:PORT instead of the DSN's."),
+    ] = None,
+) -> None:
+    """Register a streaming replica for routers to discover, and keep it
+    registered (heartbeat) until SIGINT/SIGTERM, then deregister it.
+
+    The instance (type ``database``) carries the endpoint ``host:port`` and
+    metadata ``role=replica``, ``database``, ``weight``, ``group`` — never the
+    user or password. It is passing while the server answers and
+    ``pg_is_in_recovery()`` is true, critical otherwise.
+    """
+    from querybus.routing.discovery import StandbyCheck, announcement
+
+    try:
+        address, metadata = announcement(dsn, weight=weight, group=group, endpoint=endpoint)
+    except ConfigurationError as exc:
+        _err.print(f"[red]bad replica:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if ttl <= 0:
+        _err.print("[red]--ttl must be positive[/red]")
+        raise typer.Exit(2)
+
+    async def use(backend: RegistryBackend) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        check = StandbyCheck(dsn, timeout=min(2.0, ttl / 3))
+        try:
+            registration = await ServiceRegistry(backend).register(
+                service,
+                "database",
+                address,
+                metadata=metadata,
+                health_checks=[check],
+                ttl=ttl,
+            )
+            async with registration:
+                print(
+                    json.dumps(
+                        {
+                            "instance_id": registration.instance_id,
+                            "endpoint": address,
+                            "status": registration.status.value,
+                        }
+                    ),
+                    flush=True,
+                )
+                await stop.wait()
+            # Leaving the block deregistered it: gone at once, not after the TTL.
+        finally:
+            await check.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         return 0
 
     _with_backend(use)

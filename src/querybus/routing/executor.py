@@ -8,6 +8,7 @@ where, retries elsewhere when a server fails, and records why.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -113,18 +114,17 @@ class RoutingExecutor:
             for r in (settings.replicas if replica_dsns is None else replica_dsns)
         ]
         self.primary = self._target("primary", primary_dsn, is_primary=True)
+        # Copy-on-write: never mutated in place, only replaced (see _publish), so
+        # a plan or a monitor round iterating it keeps a consistent list.
         self.replicas: list[Target] = []
-        names: set[str] = set()
         for cfg in configs:
-            name = cfg.name or dsn_name(cfg.dsn)
-            base, n = name, 2
-            while name in names:  # two replicas on one host:port (test set-ups)
-                name, n = f"{base}#{n}", n + 1
-            names.add(name)
-            self.replicas.append(self._target(name, cfg.dsn, weight=cfg.weight, group=cfg.group))
+            self.replicas = [*self.replicas, self._replica_target(cfg)]
+        self._membership = asyncio.Lock()
+        self._started = False
         self.classifier = Classifier(catalog, cache_size=settings.cache_size)
         self.router = Router(self.primary, self.replicas, settings, strategy)
         self.monitor = Monitor(self.primary, self.replicas, settings, self.classifier)
+        self._publish(self.replicas)  # one list object shared by all three
         # An explicit catalog is the caller's choice: do not overwrite it from pg_proc.
         self._auto_catalog = catalog is None and settings.load_catalog
         self.monitor.catalog_stale = self._auto_catalog
@@ -132,6 +132,24 @@ class RoutingExecutor:
         self.on_decision = on_decision
         idem = idempotency or IdempotencySettings()
         self.idempotency = IdempotencyStore(idem) if idem.enabled else None
+
+    def _unique_name(self, wanted: str) -> str:
+        names = {r.name for r in self.replicas}
+        name, n = wanted, 2
+        while name in names:  # two replicas on one host:port (test set-ups)
+            name, n = f"{wanted}#{n}", n + 1
+        return name
+
+    def _replica_target(self, cfg: ReplicaConfig) -> Target:
+        name = self._unique_name(cfg.name or dsn_name(cfg.dsn))
+        return self._target(name, cfg.dsn, weight=cfg.weight, group=cfg.group)
+
+    def _publish(self, replicas: list[Target]) -> None:
+        """Make ``replicas`` the replica list of the executor, the router and
+        the monitor at once (no await in between: nothing runs in the middle)."""
+        self.replicas = replicas
+        self.router.replicas = replicas
+        self.monitor.replicas = replicas
 
     def _target(
         self,
@@ -186,14 +204,74 @@ class RoutingExecutor:
                     exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
                 )
         await self.monitor.start()
+        self._started = True
 
     async def stop(self) -> None:
         """Stop monitoring and close every pool."""
+        self._started = False
         if self.idempotency is not None:
             await self.idempotency.stop_cleanup()
         await self.monitor.stop()
-        for target in [*self.replicas, self.primary]:
-            await target.close()
+        # Under the lock: a replica being added right now is closed too.
+        async with self._membership:
+            for target in [*self.replicas, self.primary]:
+                await target.close()
+
+    # -- replicas added and removed while running ------------------------------
+
+    def replica(self, name: str) -> Target | None:
+        """The replica called ``name`` (as in ``replica:<name>``), if any."""
+        return next((r for r in self.replicas if r.name == name), None)
+
+    async def add_replica(self, config: ReplicaConfig) -> Target:
+        """Add a replica to routing and return its target.
+
+        Its name is ``config.name`` (else ``host:port``), made unique with a
+        ``#2`` suffix as in the constructor. On a started executor its pool is
+        opened and a first lag sample taken before it joins the list, so it
+        serves reads at once; a replica that is down joins banned (the monitor
+        readmits it when it answers), as at :meth:`start`. Before ``start()``
+        it simply joins the list.
+        """
+        async with self._membership:
+            target = self._replica_target(config)
+            if self._started:
+                try:
+                    await target.open()
+                except QueryBusError as exc:
+                    log.warning("routing: replica %s unavailable when added: %s", target.label, exc)
+                    target.mark_failed(
+                        exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
+                    )
+                else:
+                    await self.monitor.sample_replica(target)
+            # The name was made unique against the list as it is now (the lock
+            # keeps it so): build a new list, never append in place.
+            self._publish([*self.replicas, target])
+        log.info(
+            "routing: %s added (weight %g, group %s)", target.label, target.weight, target.group
+        )
+        return target
+
+    async def remove_replica(self, name: str, *, grace: float | None = None) -> Target | None:
+        """Take the replica called ``name`` out of routing at once, then close
+        its pool once the statements running on it have finished (at most
+        ``grace`` seconds, default ``settings.max_statement_timeout``).
+
+        Returns the removed target, or None when no replica has that name.
+        """
+        async with self._membership:
+            target = self.replica(name)
+            if target is None:
+                return None
+            self._publish([r for r in self.replicas if r is not target])
+            # From here no new plan includes it; a plan made just before may
+            # still try it: retire() makes such attempts fail over (it opens
+            # nothing new) and waits for the running ones.
+            target.retired = True
+        log.info("routing: %s removed", target.label)
+        await target.retire(self.settings.max_statement_timeout if grace is None else grace)
+        return target
 
     async def __aenter__(self) -> RoutingExecutor:
         await self.start()

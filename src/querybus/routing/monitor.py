@@ -28,7 +28,8 @@ class Monitor:
 
     Args:
         primary: the primary.
-        replicas: the replicas.
+        replicas: the replicas. The executor replaces the list (never mutates
+            it) when replicas are added or removed.
         settings: routing settings.
         classifier: receives the function catalog when ``settings.load_catalog``.
     """
@@ -79,11 +80,22 @@ class Monitor:
         else:
             self.tracker.primary_sample(lsn)
             self.primary.mark_ok()
-        await asyncio.gather(*(self._sample_replica(r, wait) for r in self.replicas))
+        # One read of the list: replicas added or removed meanwhile replace it
+        # (copy-on-write), they never change the list this round iterates.
+        replicas = self.replicas
+        await asyncio.gather(*(self._sample_replica(r, wait) for r in replicas))
         if self.catalog_stale:
             await self._load_catalog(wait)
 
+    async def sample_replica(self, replica: Target) -> None:
+        """Sample one replica now (a replica just added, so it serves at once)."""
+        await self._sample_replica(
+            replica, max(self.settings.connect_timeout, self.settings.lag_interval)
+        )
+
     async def _sample_replica(self, replica: Target, wait: float) -> None:
+        if replica.retired:
+            return
         try:
             in_recovery, replay = await replica.replica_status(wait)
             if replica._pool is None:

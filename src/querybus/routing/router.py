@@ -59,7 +59,9 @@ class Router:
 
     Args:
         primary: the primary target.
-        replicas: the replica targets.
+        replicas: the replica targets. The executor replaces the list (never
+            mutates it) when replicas are added or removed; :meth:`plan` reads
+            it once.
         settings: routing settings.
         strategy: balancing strategy (default: the one ``settings`` names).
     """

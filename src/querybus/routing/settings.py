@@ -79,6 +79,13 @@ class RoutingSettings:
             (``QUERYBUS_ROUTING_CATALOG``); without it, the built-in table is used.
         cache_size: classifications kept in memory.
         learned_max: fingerprints remembered as primary-only after SQLSTATE 25006.
+        discovery: also follow the replicas announced in the service registry
+            (``QUERYBUS_REPLICA_DISCOVERY``; used only when ``QUERYBUS_REGISTRY``
+            is set). See :class:`querybus.routing.discovery.ReplicaDiscovery`.
+        discovery_service: the service name replicas are announced under
+            (``QUERYBUS_REPLICA_SERVICE``).
+        discovery_interval: seconds between registry polls
+            (``QUERYBUS_REPLICA_DISCOVERY_INTERVAL``).
     """
 
     replicas: tuple[ReplicaConfig, ...] = ()
@@ -100,6 +107,9 @@ class RoutingSettings:
     load_catalog: bool = True
     cache_size: int = 8192
     learned_max: int = 10_000
+    discovery: bool = False
+    discovery_service: str = "postgres-replica"
+    discovery_interval: float = 2.0
 
     @property
     def effective_sample_max_age(self) -> float:
@@ -140,6 +150,9 @@ class RoutingSettings:
             strategy_name = StrategyName(strategy)
         except ValueError:
             raise ConfigurationError(f"QUERYBUS_ROUTING_STRATEGY: unknown {strategy!r}") from None
+        interval = _float(env, "QUERYBUS_REPLICA_DISCOVERY_INTERVAL", d.discovery_interval)
+        if interval <= 0:
+            raise ConfigurationError("QUERYBUS_REPLICA_DISCOVERY_INTERVAL must be positive")
         return cls(
             replicas=tuple(replicas),
             strategy=strategy_name,
@@ -154,4 +167,8 @@ class RoutingSettings:
             or d.pool_size,
             complex_pool=env.get("QUERYBUS_COMPLEX_POOL") or None,
             load_catalog=_bool(env, "QUERYBUS_ROUTING_CATALOG", True),
+            discovery=_bool(env, "QUERYBUS_REPLICA_DISCOVERY", False),
+            discovery_service=env.get("QUERYBUS_REPLICA_SERVICE", "").strip()
+            or d.discovery_service,
+            discovery_interval=interval,
         )

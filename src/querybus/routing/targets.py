@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -37,9 +37,9 @@ __all__ = [
     "Target",
     "commit_lsn",
     "dsn_name",
+    "host_port",
     "is_target_failure",
     "replica_dsn",
-    "standby_status",
     "wait_replayed",
 ]
 
@@ -71,7 +71,7 @@ class ReplicaConfig:
     group: str = "default"
 
 
-def _host_port(host: str, port: int) -> str:
+def host_port(host: str, port: int) -> str:
     """``host:port``, an IPv6 address in brackets (``[::1]:5432``)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -82,7 +82,7 @@ def dsn_name(dsn: str) -> str:
     try:
         parts = urlsplit(dsn)
         host = parts.hostname or "local"
-        return _host_port(host, parts.port or 5432)
+        return host_port(host, parts.port or 5432)
     except ValueError:
         return "replica"
 
@@ -110,16 +110,19 @@ def replica_dsn(primary_dsn: str, host: str, port: int, *, database: str | None 
         ConfigurationError: ``primary_dsn`` is not a URI, or ``host``/``port`` are invalid.
     """
     parts = urlsplit(primary_dsn)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.netloc and not parts.path:
+    if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigurationError("the primary's DSN must be a postgresql:// URI")
     host = host.strip().removeprefix("[").removesuffix("]")
     if not host or "/" in host or "@" in host or not 0 < port < 65536:
         raise ConfigurationError(f"not a replica address: {host!r} port {port}")
     userinfo, at, _hosts = parts.netloc.rpartition("@")
-    netloc = (userinfo + at) + _host_port(host, port)
+    netloc = (userinfo + at) + host_port(host, port)
     drop = _WHERE_PARAMS | (_DATABASE_PARAMS if database is not None else frozenset())
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in drop]
+    # Filter the raw pieces (not parse and re-encode): the rest stays byte for byte.
+    query = "&".join(
+        piece
+        for piece in parts.query.split("&")
+        if piece and unquote(piece.partition("=")[0]) not in drop
     )
     path = parts.path if database is None else "/" + quote(database, safe="")
     return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
@@ -149,6 +152,9 @@ class Target:
         sample: the latest lag sample (replicas).
         replayed_lsn: highest replay LSN ever seen (replay only moves forward,
             so this is a safe lower bound at any later time).
+        retired: removed from routing (:meth:`RoutingExecutor.remove_replica`):
+            it opens no new pool or monitor connection, so a plan or a monitor
+            round made just before the removal cannot bring it back to life.
     """
 
     name: str
@@ -165,6 +171,7 @@ class Target:
     sample: LagSample | None = None
     replayed_lsn: int = 0
     last_error: str = ""
+    retired: bool = False
     _pool: Any = field(default=None, repr=False)
     _monitor: Any = field(default=None, repr=False)
     _monitor_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -200,18 +207,44 @@ class Target:
         Raises:
             OperationalError: the server cannot be reached.
         """
+        if self.retired:
+            raise OperationalError(f"{self.label} was removed from routing", sqlstate="08006")
         if self._pool is None:
-            self._pool = await create_pool(
+            pool = await create_pool(
                 self.dsn,
                 size=self.pool_size,
                 max_statement_timeout=self.max_statement_timeout,
                 application_name=f"querybus-router-{self.label}",
             )
+            if self.retired or self._pool is not None:
+                # Retired, or opened by someone else, while we were connecting.
+                pool.terminate()
+                if self.retired:
+                    raise OperationalError(
+                        f"{self.label} was removed from routing", sqlstate="08006"
+                    )
+                return
+            self._pool = pool
 
-    async def close(self) -> None:
-        """Close the pool and the monitor connection."""
+    async def retire(self, grace: float) -> None:
+        """Leave service: open nothing new, wait up to ``grace`` seconds for the
+        statements running on it to finish, then close.
+
+        Call it once the target is out of every routing list.
+        """
+        self.retired = True
+        # asyncpg's graceful pool close waits for every acquired connection
+        # to be released; past the grace it terminates them.
+        await self.close(grace=grace)
+
+    async def close(self, *, grace: float = 10.0) -> None:
+        """Close the pool (waiting up to ``grace`` seconds for connections in
+        use to be released) and the monitor connection."""
         pool, self._pool = self._pool, None
-        monitor, self._monitor = self._monitor, None
+        # Under the lock: a monitor connection being opened right now is
+        # either closed here or never assigned (a retired target).
+        async with self._monitor_lock:
+            monitor, self._monitor = self._monitor, None
         if monitor is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(monitor.close(), timeout=5)
@@ -219,7 +252,7 @@ class Target:
                 monitor.terminate()
         if pool is not None:
             try:
-                await asyncio.wait_for(pool.close(), timeout=10)
+                await asyncio.wait_for(pool.close(), timeout=grace)
             except (TimeoutError, OSError, asyncpg.InterfaceError):
                 pool.terminate()
 
@@ -240,6 +273,11 @@ class Target:
         try:
             if self._pool is None:
                 await self.open()
+            # The connection goes back to the pool it came from, even if this
+            # target is closed (a removed replica) while the statement runs.
+            pool = self._pool
+            if pool is None:
+                raise OperationalError(f"{self.label} is closed", sqlstate="08003")
             # A replica waits at most connect_timeout (another target can serve);
             # the primary, the only place for writes, waits as long as the caller.
             limit = wait if self.is_primary else min(wait, self.connect_timeout)
@@ -247,7 +285,7 @@ class Target:
                 # asyncio.timeout, not acquire(timeout=…): asyncpg implements that
                 # with wait_for, a task per acquire, which costs ~tens of µs per request.
                 async with asyncio.timeout(limit):
-                    conn = await self._pool.acquire()
+                    conn = await pool.acquire()
             except TimeoutError:
                 raise TargetBusyError(
                     f"no free connection to {self.label} within {limit:.3g} s"
@@ -262,7 +300,7 @@ class Target:
                 ) from exc
             finally:
                 try:
-                    await self._pool.release(conn)
+                    await pool.release(conn)
                 except Exception as exc:
                     # Resetting a broken connection fails; asyncpg has already
                     # terminated it, and the statement's result (or error) stands.
@@ -292,6 +330,8 @@ class Target:
             QueryError: the server refused the query.
         """
         async with self._monitor_lock:
+            if self.retired:
+                raise OperationalError(f"{self.label} was removed from routing", sqlstate="08006")
             try:
                 if self._monitor is None or self._monitor.is_closed():
                     self._monitor = await asyncpg.connect(
