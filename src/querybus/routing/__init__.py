@@ -11,7 +11,8 @@ Modules (imported directly, so that the adapter's validation can use
 * :mod:`~querybus.routing.monitor` — lag sampling, health, function catalog;
 * :mod:`~querybus.routing.executor` — :class:`RoutingExecutor`, the adapter's executor;
 * :mod:`~querybus.routing.settings` — :class:`RoutingSettings` (``from_env()``);
-* :mod:`~querybus.routing.decisions` — the :class:`RoutingDecision` record.
+* :mod:`~querybus.routing.decisions` — the :class:`RoutingDecision` record;
+* :mod:`~querybus.routing.discovery` — :class:`ReplicaDiscovery`: replicas from the registry.
 
 See ``docs/routing.md``.
 """
