@@ -7,6 +7,7 @@ marked ``integration`` automatically; they must never be skipped.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -35,13 +36,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+_USED_STACKS: list[Stack] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete the topics this session's tests made (all named ``t-…``).
+
+    Every test works on topics of its own; without this a long-lived local
+    broker accumulates thousands of partitions over many runs, until it runs
+    out of file descriptors.
+    """
+    for used in _USED_STACKS:
+        asyncio.run(_delete_test_topics(used.kafka_bootstrap))
+
+
+async def _delete_test_topics(bootstrap: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        await admin.start()
+        names = [t for t in await admin.list_topics() if t.startswith("t-")]
+        for i in range(0, len(names), 100):
+            await admin.delete_topics(names[i : i + 100])
+    except Exception as exc:  # cleanup must never turn a green run red
+        print(f"\nnote: could not delete the test topics: {exc!r}")
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 def stack() -> Stack:
     """The running local services (Kafka, PostgreSQL primary + replica, etcd)."""
     try:
-        return load_stack()
+        loaded = load_stack()
     except StackUnavailableError as exc:
         pytest.fail(f"local services unavailable (run `make services`): {exc}", pytrace=False)
+    _USED_STACKS.append(loaded)
+    return loaded
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -53,3 +54,18 @@ async def collect(
             raise AssertionError(f"got {len(out)} of {count} records within {timeout} s")
         out.extend(r for r in await reader.getmany(min(0.2, left)) if where(r))
     return out
+
+
+def bounded(seconds: float) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """Bound a whole async test: a hang fails after ``seconds`` with a traceback
+    through the await that never completed (pytest-timeout only shows the loop)."""
+
+    def decorate(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> T:
+            async with asyncio.timeout(seconds):
+                return await fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

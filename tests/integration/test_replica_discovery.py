@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.helpers import wait_for
+from tests.helpers import bounded, wait_for
 from tests.integration.routing_helpers import free_port
 from tests.stack import Stack, UniqueNames
 
@@ -74,6 +74,7 @@ async def where(ex: RoutingExecutor) -> tuple[str, str, Any]:
     return out.route.target, out.route.reason, out.rows[0][0]
 
 
+@bounded(90)
 async def test_discovered_replica_gets_reads_and_leaves_with_its_registration(
     stack: Stack, backend: RegistryBackend
 ) -> None:
@@ -116,6 +117,7 @@ async def test_discovered_replica_gets_reads_and_leaves_with_its_registration(
             assert target.retired
 
 
+@bounded(90)
 async def test_static_replicas_are_never_touched_by_discovery(
     stack: Stack, backend: RegistryBackend
 ) -> None:
@@ -147,6 +149,7 @@ async def test_static_replicas_are_never_touched_by_discovery(
         assert not static_target.retired
 
 
+@bounded(90)
 async def test_unreachable_registry_keeps_the_discovered_set(
     stack: Stack, backend: RegistryBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -207,6 +210,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
 
 
+@bounded(90)
 async def test_announce_replica_process(stack: Stack, unique: UniqueNames) -> None:
     prefix = unique("announce") + "."
     env = _env(stack, prefix)
@@ -263,6 +267,7 @@ async def test_announce_replica_process(stack: Stack, unique: UniqueNames) -> No
 # -- querybus serve with discovery -------------------------------------------------------
 
 
+@bounded(90)
 async def test_serve_routes_reads_to_an_announced_replica(
     stack: Stack, unique: UniqueNames
 ) -> None:

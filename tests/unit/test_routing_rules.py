@@ -293,3 +293,15 @@ def test_settings_never_show_a_password() -> None:
     routing = RoutingSettings.from_env({"QUERYBUS_REPLICA_DSNS": "postgresql://u:s3cret@h:5433/db"})
     assert "s3cret" not in repr(routing)
     assert "s3cret" not in repr(PostgresSettings(password="s3cret"))
+
+
+def test_ban_backoff_survives_thousands_of_failures() -> None:
+    import time
+
+    from querybus.routing.targets import Target
+
+    target = Target("r", "postgresql://h:5432/db")
+    for _ in range(5000):  # a replica down for minutes, sampled every 0.1 s
+        target.mark_failed(OSError("down"), base=0.5, maximum=10.0)
+    assert target.failures == 5000
+    assert 9.0 < target.banned_until - time.monotonic() <= 10.0

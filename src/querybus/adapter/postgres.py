@@ -24,8 +24,9 @@ deadline in every case. So the database never runs a statement more than
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -55,6 +56,7 @@ _DATABASE_ERRORS = (
 )
 
 __all__ = [
+    "RELEASE_TIMEOUT",
     "PostgresExecutor",
     "create_pool",
     "init_connection",
@@ -81,6 +83,22 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             typename, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog"
         )
+
+
+#: How long releasing a connection to its pool may take. asyncpg's release waits,
+#: without limit, for a cancelled statement's cancellation to complete; past
+#: this bound it terminates the connection instead of hanging the caller.
+RELEASE_TIMEOUT = 5.0
+
+
+@contextlib.asynccontextmanager
+async def pooled(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from ``pool`` (waiting at most ``timeout``), released with a bound."""
+    conn = await pool.acquire(timeout=timeout)
+    try:
+        yield conn
+    finally:
+        await pool.release(conn, timeout=RELEASE_TIMEOUT)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -345,7 +363,7 @@ class PostgresExecutor:
     async def run(self, request: QueryRequest, params: Sequence[Any], *, timeout: float) -> Outcome:
         pool = self._require_pool()
         try:
-            async with pool.acquire(timeout=timeout) as conn:
+            async with pooled(pool, timeout) as conn:
                 return await run_on_connection(
                     conn,
                     request,
@@ -366,7 +384,7 @@ class PostgresExecutor:
     async def ping(self, timeout: float) -> None:
         pool = self._require_pool()
         try:
-            async with pool.acquire(timeout=timeout) as conn:
+            async with pooled(pool, timeout) as conn:
                 await conn.fetchval("SELECT 1", timeout=timeout)
         except _DATABASE_ERRORS as exc:
             raise map_database_error(exc) from exc

@@ -16,14 +16,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-from querybus.adapter.postgres import create_pool, map_database_error
+from querybus.adapter.postgres import RELEASE_TIMEOUT, create_pool, map_database_error
 from querybus.errors import (
     ConfigurationError,
     OperationalError,
@@ -45,12 +45,35 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 # What asyncpg raises when the server goes away mid-operation, beyond the
 # mapped errors: its protocol state machine is left in an operation.
 _BROKEN = (asyncpg.InternalClientError, asyncpg.InterfaceError, ConnectionError)
 
 _REPLICA_STATUS = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
+
+
+async def _created(creating: Awaitable[T], *, close: Callable[[T], object]) -> T:
+    """Await the creation of a pool or connection, even if our caller is cancelled.
+
+    Cancelling asyncpg while it connects can leave a socket open (its cleanup
+    of a cancelled pool races with connections that finish a moment later).
+    So creation is never cancelled: when our caller is, the creation runs to
+    its end in the background and what it made is closed at once.
+    """
+    task = asyncio.ensure_future(creating)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+
+        def discard(done: asyncio.Future[T]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                close(done.result())
+
+        task.add_done_callback(discard)
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +214,10 @@ class Target:
         """Ban it for ``base * 2**(failures - 1)`` seconds, at most ``maximum``."""
         self.failures += 1
         self.last_error = str(error)
-        self.banned_until = time.monotonic() + min(base * 2 ** (self.failures - 1), maximum)
+        # The exponent is capped: a server down for long fails thousands of
+        # times, and 2**1024 no longer fits a float.
+        backoff = base * 2.0 ** min(self.failures - 1, 32)
+        self.banned_until = time.monotonic() + min(backoff, maximum)
 
     def mark_ok(self) -> None:
         """It answered: back in rotation."""
@@ -210,11 +236,14 @@ class Target:
         if self.retired:
             raise OperationalError(f"{self.label} was removed from routing", sqlstate="08006")
         if self._pool is None:
-            pool = await create_pool(
-                self.dsn,
-                size=self.pool_size,
-                max_statement_timeout=self.max_statement_timeout,
-                application_name=f"querybus-router-{self.label}",
+            pool = await _created(
+                create_pool(
+                    self.dsn,
+                    size=self.pool_size,
+                    max_statement_timeout=self.max_statement_timeout,
+                    application_name=f"querybus-router-{self.label}",
+                ),
+                close=lambda p: p.terminate(),
             )
             if self.retired or self._pool is not None:
                 # Retired, or opened by someone else, while we were connecting.
@@ -300,7 +329,7 @@ class Target:
                 ) from exc
             finally:
                 try:
-                    await pool.release(conn)
+                    await pool.release(conn, timeout=RELEASE_TIMEOUT)
                 except Exception as exc:
                     # Resetting a broken connection fails; asyncpg has already
                     # terminated it, and the statement's result (or error) stands.
@@ -334,10 +363,13 @@ class Target:
                 raise OperationalError(f"{self.label} was removed from routing", sqlstate="08006")
             try:
                 if self._monitor is None or self._monitor.is_closed():
-                    self._monitor = await asyncpg.connect(
-                        self.dsn,
-                        timeout=min(wait, self.connect_timeout),
-                        server_settings={"application_name": "querybus-router-monitor"},
+                    self._monitor = await _created(
+                        asyncpg.connect(
+                            self.dsn,
+                            timeout=min(wait, self.connect_timeout),
+                            server_settings={"application_name": "querybus-router-monitor"},
+                        ),
+                        close=lambda conn: conn.terminate(),
                     )
                 return await self._monitor.fetchrow(query, *args, timeout=wait)
             except _DB_ERRORS as exc:
