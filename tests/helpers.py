@@ -38,6 +38,28 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool],
+    *,
+    within: float,
+    interval: float = 0.02,
+) -> T:
+    """Poll ``probe`` until ``accept`` holds for its value; return that value.
+
+    Raises:
+        AssertionError: it did not hold within ``within`` seconds (the last value is shown).
+    """
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if accept(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+
+
 async def collect(
     reader: PartitionReader,
     count: int,

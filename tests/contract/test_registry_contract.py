@@ -22,6 +22,7 @@ from typing import Self, TypeVar
 
 import pytest
 from tests.fakes.consul import FakeConsul
+from tests.helpers import eventually
 
 from querybus.errors import RegistryUnavailableError, ServiceNotFoundError
 from querybus.registry import (
@@ -154,20 +155,6 @@ async def open_(request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
             await backend.stop()
         if fake is not None:
             await fake.stop()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], *, within: float
-) -> T:
-    """Poll ``probe`` until ``accept`` holds; fail with the last value after ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within}s; last value: {value!r}")
-        await asyncio.sleep(0.02)
 
 
 def ids(instances: list[ServiceInstance]) -> set[str]:

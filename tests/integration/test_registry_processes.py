@@ -18,11 +18,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from tests.helpers import eventually
 
 from querybus.registry import HealthStatus, RegistryBackend, RegistryClient, open_backend
 
@@ -88,19 +89,6 @@ class Child:
         self.proc.stdin.write(command.encode() + b"\n")
         await self.proc.stdin.drain()
         return await self.line()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], *, within: float
-) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within}s; last value: {value!r}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(params=["kafka", "etcd"])

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.helpers import wait_for
 from tests.integration.routing_helpers import (
     PrivateReplica,
     caught_up,
@@ -115,13 +116,6 @@ def req(sql: str, op: OperationType = OperationType.SELECT, **kw: Any) -> QueryR
     )
 
 
-async def _until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 # -- tests -------------------------------------------------------------------
 
 _NOT_PREPARABLE = ("COPY", "BEGIN;")
@@ -207,7 +201,7 @@ async def test_replay_paused_moves_reads_to_primary_and_back(
                 s = replica.sample
                 return s is not None and s.lag_seconds > FAST.max_replica_lag and s.lag_bytes > 0
 
-            await _until(lag_detected, 20, "lag to be detected")
+            await wait_for(lag_detected, 20, message="lag to be detected")
             out = await ex.run(probe, [], timeout=10)
             assert out.route is not None
             assert (out.route.target, out.route.reason) == ("primary", "replica_lag")
@@ -217,7 +211,7 @@ async def test_replay_paused_moves_reads_to_primary_and_back(
             async def back() -> bool:
                 return (await served_by()).startswith("replica:")
 
-            await _until(back, 20, "reads to return to the replica")
+            await wait_for(back, 20, message="reads to return to the replica")
     finally:
         with contextlib.suppress(Exception):
             await control.execute("SELECT pg_wal_replay_resume()")
@@ -295,13 +289,17 @@ async def test_replica_stopped_mid_load(
 
         readers = [asyncio.create_task(reader()) for _ in range(4)]
         try:
-            await _until(_served(served, "replica", 50), 20, "load on the replica")
+            await wait_for(_served(served, "replica", 50), 20, message="load on the replica")
             await asyncio.to_thread(private_replica.stop)
             before = served["primary"]
-            await _until(_served(served, "primary", before + 50), 20, "reads on the primary")
+            await wait_for(
+                _served(served, "primary", before + 50), 20, message="reads on the primary"
+            )
             await asyncio.to_thread(private_replica.start)
             after = served["replica"]
-            await _until(_served(served, "replica", after + 50), 30, "the replica to be used again")
+            await wait_for(
+                _served(served, "replica", after + 50), 30, message="the replica to be used again"
+            )
         finally:
             stop.set()
             await asyncio.gather(*readers)
@@ -411,7 +409,7 @@ async def test_catalog_reloaded_after_ddl(
         async def known() -> bool:
             return ex.classify(f"SELECT {fn}()").role is Role.REPLICA
 
-        await _until(known, 10, "the catalog to be re-read")
+        await wait_for(known, 10, message="the catalog to be re-read")
 
 
 @pytest.mark.parametrize("strategy", ["round_robin", "least_outstanding", "weighted_random"])

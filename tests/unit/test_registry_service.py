@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
+from tests.helpers import eventually
 
 from querybus.errors import ConfigurationError, RegistryUnavailableError, ServiceNotFoundError
 from querybus.registry import (
@@ -25,19 +25,6 @@ from querybus.registry import (
 from querybus.registry.backends.memory import MemoryBackend
 
 T = TypeVar("T")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], *, within: float
-) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within}s; last value: {value!r}")
-        await asyncio.sleep(0.01)
 
 
 class Down(MemoryBackend):
