@@ -4,6 +4,8 @@
 #   make test      venv + services, whole test suite, ruff, mypy (what CI runs)
 #   make run       venv + services, an adapter in the foreground after `querybus check`
 #   make services  start the local services (idempotent); settings in .stack/env
+#   make fuzz      the fuzz test of issue 7 with FUZZ_REQUESTS (default 200,000) records;
+#                  FUZZ_SEED=n repeats a run (every report prints its seed)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -14,10 +16,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv services services-down services-status test test-unit lint format typecheck run bench clean
+.PHONY: help venv services services-down services-status test test-unit lint format typecheck run bench fuzz clean
 
 help:
-	@echo "make venv | services | services-down | test | lint | format | typecheck | run | bench | clean"
+	@echo "make venv | services | services-down | test | lint | format | typecheck | run | bench | fuzz | clean"
 
 venv: $(STAMP)
 
@@ -40,7 +42,7 @@ services-status:
 # Every step runs even if an earlier one failed; the target fails if any did.
 test: venv services
 	@rc=0; \
-	( . .stack/env && $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/unit tests/contract tests/integration ) || rc=1; \
+	( . .stack/env && $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/unit tests/contract tests/integration tests/fuzz ) || rc=1; \
 	$(VENV)/bin/ruff check src tests || rc=1; \
 	$(VENV)/bin/ruff format --check src tests || rc=1; \
 	$(VENV)/bin/mypy || rc=1; \
@@ -67,6 +69,13 @@ run: venv
 
 bench: venv services
 	. .stack/env && $(VENV)/bin/querybus bench --concurrency 32 --requests 5000
+
+# The fuzz test (tests/fuzz) with many more records than in `make test`; no
+# per-test time limit (it stops itself when the adapter stops answering).
+FUZZ_REQUESTS ?= 200000
+fuzz: venv services
+	. .stack/env && FUZZ_REQUESTS=$(FUZZ_REQUESTS) $(VENV)/bin/pytest -q -p no:cacheprovider \
+		-o timeout=0 $(PYTEST_ARGS) tests/fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

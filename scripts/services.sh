@@ -14,7 +14,7 @@
 # Layout (all git-ignored):
 #   .stack/env                  settings for shells and tests (mode 600: holds the password)
 #   .stack/ports                ports chosen once, reused by later `up`s
-#   .stack/secrets/             the postgres password (generated once)
+#   .stack/secrets/             the postgres superuser and adapter passwords (generated once)
 #   .stack/cache/kafka-lib/     Kafka classpath from infra/kafka/pom.xml (kept by --purge)
 #   .stack/kafka/               server.properties, data/, logs/server.log, stdout.log, kafka.pid
 #   .stack/etcd/                data/, etcd.log, etcd.pid
@@ -35,6 +35,8 @@ KAFKA_DIR="$STACK/kafka"
 ETCD_DIR="$STACK/etcd"
 PORTS_FILE="$STACK/ports"
 PW_FILE="$STACK/secrets/postgres_password"
+ADAPTER_PW_FILE="$STACK/secrets/adapter_password"
+ADAPTER_ROLE=querybus_adapter
 REPLICA_APP=querybus_replica
 DB_NAME=querybus
 # Every path below is absolute. Work from / so that commands run as the postgres
@@ -286,11 +288,23 @@ pg_prepare_root() {
 }
 
 pg_password() {
-    if [ ! -s "$PW_FILE" ]; then
-        mkdir -p "$STACK/secrets"
-        chmod 700 "$STACK/secrets"
-        (umask 077; "$PYTHON" "$PROBE" secret >"$PW_FILE")
-    fi
+    local f
+    for f in "$PW_FILE" "$ADAPTER_PW_FILE"; do
+        if [ ! -s "$f" ]; then
+            mkdir -p "$STACK/secrets"
+            chmod 700 "$STACK/secrets"
+            (umask 077; "$PYTHON" "$PROBE" secret >"$f")
+        fi
+    done
+}
+
+# The adapters' own login role (never the superuser): infra/postgres/adapter_role.sql.
+adapter_role_up() {
+    PGPASSWORD=$(cat "$PW_FILE") PGCONNECT_TIMEOUT=3 "$PGBIN/psql" -X -q \
+        -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$DB_NAME" \
+        -v adapter_password_file="$ADAPTER_PW_FILE" -f "$REPO/infra/postgres/adapter_role.sql" \
+        </dev/null >/dev/null 2>"$STACK/adapter_role.log" \
+        || { cat "$STACK/adapter_role.log" >&2; die "creating the adapter role failed"; }
 }
 
 pg_running() {  # pg_running DATADIR
@@ -413,6 +427,7 @@ postgres_up() {
     setup_pg_owner
     pg_prepare_root
     primary_up
+    adapter_role_up
     replica_up
 }
 
@@ -458,8 +473,9 @@ etcd_wait() {
 # --------------------------------------------------------------------------
 
 write_env() {
-    local pw
+    local pw apw
     pw=$(cat "$PW_FILE")
+    apw=$(cat "$ADAPTER_PW_FILE")
     (
         umask 077
         cat >"$STACK/env.tmp" <<EOF
@@ -468,11 +484,15 @@ export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 export POSTGRES_HOST=127.0.0.1
 export POSTGRES_PORT=$PG_PORT
 export POSTGRES_DATABASE=$DB_NAME
-export POSTGRES_USER=postgres
-export POSTGRES_PASSWORD=$pw
+# Adapters log in as a dedicated non-superuser role (infra/postgres/adapter_role.sql).
+export POSTGRES_USER=$ADAPTER_ROLE
+export POSTGRES_PASSWORD=$apw
+# The cluster's superuser: for setup scripts and tests only, never for adapters.
+export POSTGRES_ADMIN_USER=postgres
+export POSTGRES_ADMIN_PASSWORD=$pw
 export POSTGRES_REPLICA_HOST=127.0.0.1
 export POSTGRES_REPLICA_PORT=$PG_REPLICA_PORT
-export QUERYBUS_REPLICA_DSNS=postgresql://postgres:$pw@127.0.0.1:$PG_REPLICA_PORT/$DB_NAME
+export QUERYBUS_REPLICA_DSNS=postgresql://$ADAPTER_ROLE:$apw@127.0.0.1:$PG_REPLICA_PORT/$DB_NAME
 export ETCD_ENDPOINTS=http://127.0.0.1:$ETCD_PORT
 # The registry adapters register in and clients discover from (docs/registry.md).
 export QUERYBUS_REGISTRY=etcd
@@ -502,7 +522,7 @@ cmd_up() {
     log "all services ready in $((SECONDS - start))s"
     cat <<EOF
 kafka     127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT)  log: $KAFKA_DIR/logs/server.log
-postgres  127.0.0.1:$PG_PORT primary, db $DB_NAME, user postgres    log: $PGROOT/log/primary.log
+postgres  127.0.0.1:$PG_PORT primary, db $DB_NAME, adapter login $ADAPTER_ROLE    log: $PGROOT/log/primary.log
 replica   127.0.0.1:$PG_REPLICA_PORT streaming replica              log: $PGROOT/log/replica.log
 etcd      http://127.0.0.1:$ETCD_PORT                             log: $ETCD_DIR/etcd.log
 settings  $STACK/env   (. .stack/env)

@@ -28,6 +28,8 @@ REQUIRED_VARS = (
     "POSTGRES_HOST",
     "POSTGRES_PORT",
     "POSTGRES_PASSWORD",
+    "POSTGRES_ADMIN_USER",
+    "POSTGRES_ADMIN_PASSWORD",
     "POSTGRES_REPLICA_HOST",
     "POSTGRES_REPLICA_PORT",
     "ETCD_ENDPOINTS",
@@ -40,10 +42,15 @@ class StackUnavailableError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Stack:
-    """Addresses of the running local services."""
+    """Addresses of the running local services.
+
+    ``pg`` is the adapters' login (a non-superuser role); ``admin`` is the
+    cluster's superuser, for setting up and checking behind the bus's back.
+    """
 
     kafka_bootstrap: str
     pg: PostgresSettings
+    admin: PostgresSettings
     replica_host: str
     replica_port: int
     etcd_endpoint: str
@@ -60,11 +67,24 @@ class Stack:
     def replica_dsn(self) -> str:
         return self.replica.dsn
 
+    @property
+    def admin_dsn(self) -> str:
+        return self.admin.dsn
+
+    @property
+    def admin_replica_dsn(self) -> str:
+        return dataclasses.replace(self.admin, host=self.replica_host, port=self.replica_port).dsn
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Stack:
         return cls(
             kafka_bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"],
             pg=PostgresSettings.from_env(env),
+            admin=dataclasses.replace(
+                PostgresSettings.from_env(env),
+                user=env["POSTGRES_ADMIN_USER"],
+                password=env["POSTGRES_ADMIN_PASSWORD"],
+            ),
             replica_host=env["POSTGRES_REPLICA_HOST"],
             replica_port=int(env["POSTGRES_REPLICA_PORT"]),
             etcd_endpoint=env["ETCD_ENDPOINTS"].split(",")[0].strip(),

@@ -44,6 +44,10 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _env_bool(env: Mapping[str, str], name: str) -> bool:
+    return _env(env, name, "0").lower() in ("1", "true", "yes", "on")
+
+
 def _env_positive(env: Mapping[str, str], name: str, default: float) -> float:
     value = _env_float(env, name, default)
     if not value > 0:
@@ -160,6 +164,17 @@ class AdapterSettings:
         log_parameters: log full parameter values (off: they may hold secrets).
         idempotency_ttl: seconds an idempotency key is remembered in the
             database's durable store (``QUERYBUS_IDEMPOTENCY_TTL``, default 24 h).
+        allow_superuser: start even when the database login is a superuser or
+            may run server programs / read or write server files
+            (``QUERYBUS_ALLOW_SUPERUSER``; off: such a login lets a caller's
+            SQL act on the database host).
+        max_request_bytes: largest request accepted, measured *after* the bus
+            decompressed it (``QUERYBUS_MAX_REQUEST_BYTES``).
+        max_deadline: the longest a request may wait and run, in seconds
+            (``QUERYBUS_MAX_DEADLINE``). A request asking for more is capped;
+            a consumer group with no committed offsets starts reading at
+            "now minus this", so it neither loses recent requests nor works
+            through old history.
     """
 
     group_id: str = "querybus-adapters"
@@ -171,6 +186,9 @@ class AdapterSettings:
     commit_interval: float = 0.05
     log_parameters: bool = False
     idempotency_ttl: float = 24 * 3600.0
+    allow_superuser: bool = False
+    max_request_bytes: int = 1_000_000
+    max_deadline: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AdapterSettings:
@@ -183,6 +201,9 @@ class AdapterSettings:
             http_host=_env(env, "QUERYBUS_HTTP_HOST", d.http_host),
             http_port=_env_int(env, "QUERYBUS_HTTP_PORT", 8080),
             shutdown_grace=_env_float(env, "QUERYBUS_SHUTDOWN_GRACE", d.shutdown_grace),
-            log_parameters=_env(env, "QUERYBUS_LOG_PARAMETERS", "0") in ("1", "true", "yes"),
+            log_parameters=_env_bool(env, "QUERYBUS_LOG_PARAMETERS"),
             idempotency_ttl=_env_positive(env, "QUERYBUS_IDEMPOTENCY_TTL", d.idempotency_ttl),
+            allow_superuser=_env_bool(env, "QUERYBUS_ALLOW_SUPERUSER"),
+            max_request_bytes=_env_int(env, "QUERYBUS_MAX_REQUEST_BYTES", d.max_request_bytes),
+            max_deadline=_env_positive(env, "QUERYBUS_MAX_DEADLINE", d.max_deadline),
         )

@@ -12,13 +12,15 @@ What differs, honestly: every statement commits on its own (the bus carries
 single statements, not sessions), so ``commit()`` does nothing and
 ``rollback()`` raises :class:`NotSupportedError`; use ``executemany`` for an
 atomic batch. Placeholders are psycopg2's ``%s`` and ``%(name)s``
-(``paramstyle = "pyformat"``); they become ``$1…`` before sending.
+(``paramstyle = "pyformat"``); they become ``$1…`` before sending, and ``%``
+means what it means to psycopg2: with parameters ``%%`` is one ``%`` (also
+inside quotes), without parameters the query is sent as written
+(:func:`convert_placeholders`).
 Errors carry psycopg2's ``pgcode``/``pgerror`` and chain the querybus error.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -50,8 +52,6 @@ __all__ = [
 apilevel = "2.0"
 threadsafety = 2  # threads may share the module and connections
 paramstyle = "pyformat"
-
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
 class Warning(Exception):
@@ -126,85 +126,109 @@ def _translate(exc: qb.QueryBusError) -> Error:
 def convert_placeholders(
     sql: str, params: Sequence[Any] | Mapping[str, Any] | None
 ) -> tuple[str, list[Any]]:
-    """Rewrite psycopg2 placeholders (``%s``, ``%(name)s``, ``%%``) as ``$n``.
+    """Rewrite psycopg2's placeholders as PostgreSQL's ``$1…``, reading ``%`` as psycopg2 does.
 
-    Quoted strings, quoted identifiers, dollar-quoted bodies and comments are
-    left alone.
+    psycopg2 merges parameters into the query with Python's ``%`` formatting
+    and never looks at SQL quoting, so the same text must mean the same here,
+    or the data silently differs (``'100%%'`` is stored as ``100%`` by psycopg2):
+
+    * ``params`` is None: the query is used as it is; ``%`` means nothing.
+    * Otherwise (a sequence or a mapping, even an empty one) every ``%``
+      starts a directive, wherever it is, also inside string literals, quoted
+      identifiers, dollar quotes and comments: ``%%`` is one ``%``, ``%s`` is
+      the next parameter of a sequence, ``%(name)s`` the parameter ``name`` of
+      a mapping (one ``$n`` per name, however often it appears). A ``%``
+      followed by anything else is an error.
+    * A query without placeholders ignores the parameters it is given, as
+      psycopg2 does; with ``%s`` placeholders, their count must match.
+
+    Where psycopg2 raises ``KeyError``, ``IndexError``, ``TypeError`` or
+    ``ValueError`` for a placeholder that does not fit its parameters, this
+    raises :class:`ProgrammingError` (PEP 249's class for such mistakes).
+    psycopg2 takes a string of parameters as a sequence of characters; this
+    refuses it, as it is always a forgotten comma: ``("x")`` for ``("x",)``.
+
+    Args:
+        sql: the query, with psycopg2 placeholders.
+        params: the parameters, or None for none.
+
+    Returns:
+        The query with ``$n`` placeholders and the values in ``$n`` order.
 
     Raises:
-        ProgrammingError: placeholders and parameters do not match.
+        ProgrammingError: placeholders and parameters do not match, formats
+            are mixed, or a ``%`` starts no valid directive.
     """
+    if params is None:
+        return sql, []
+    if isinstance(params, (str, bytes, bytearray)) or not isinstance(params, (Sequence, Mapping)):
+        raise ProgrammingError(
+            f"parameters must be a sequence or a mapping, not {type(params).__name__}"
+        )
     out: list[str] = []
     values: list[Any] = []
     names: dict[str, int] = {}
-    positional = 0
+    kind: str | None = None  # "named" or "positional", fixed by the first placeholder
+    used = 0
     i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if c in "'\"":
-            j = i + 1
-            while j < n:
-                if sql[j] == c:
-                    if j + 1 < n and sql[j + 1] == c:  # doubled quote
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(sql[i : j + 1])
-            i = j + 1
-        elif c == "-" and sql.startswith("--", i):
-            j = sql.find("\n", i)
-            j = n if j < 0 else j
-            out.append(sql[i:j])
-            i = j
-        elif c == "/" and sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            j = n if j < 0 else j + 2
-            out.append(sql[i:j])
-            i = j
-        elif c == "$" and (m := _DOLLAR_TAG.match(sql, i)) is not None:
-            # $tag$ … $tag$ (not $1, which starts with a digit and never matches)
-            j = sql.find(m.group(0), m.end())
-            j = n if j < 0 else j + len(m.group(0))
-            out.append(sql[i:j])
-            i = j
-        elif c == "%" and i + 1 < n:
-            nxt = sql[i + 1]
-            if nxt == "%":
-                out.append("%")
-                i += 2
-            elif nxt == "s":
-                if not isinstance(params, Sequence) or isinstance(params, str):
-                    raise ProgrammingError("%s placeholders need a sequence of parameters")
-                if positional >= len(params):
-                    raise ProgrammingError("not enough parameters for the placeholders")
-                values.append(params[positional])
-                positional += 1
-                out.append(f"${len(values)}")
-                i += 2
-            elif nxt == "(":
-                close = sql.find(")s", i)
-                if close < 0:
-                    raise ProgrammingError(f"unterminated placeholder at {i}")
-                name = sql[i + 2 : close]
-                if not isinstance(params, Mapping):
-                    raise ProgrammingError("%(name)s placeholders need a mapping of parameters")
-                if name not in params:
-                    raise ProgrammingError(f"no parameter named {name!r}")
-                if name not in names:
-                    values.append(params[name])
-                    names[name] = len(values)
-                out.append(f"${names[name]}")
-                i = close + 2
-            else:
-                out.append(c)
-                i += 1
+    while (j := sql.find("%", i)) >= 0:
+        out.append(sql[i:j])
+        directive = sql[j + 1 : j + 2]
+        if directive == "%":
+            out.append("%")
+            i = j + 2
+            continue
+        if kind is not None and kind != ("named" if directive == "(" else "positional"):
+            raise ProgrammingError("argument formats can't be mixed")
+        if directive == "(":
+            kind = "named"
+            close = sql.find(")", j + 2)
+            if close < 0 or "%" in sql[j + 2 : close]:
+                raise ProgrammingError(f"incomplete placeholder at index {j}: '%(' without ')'")
+            name = sql[j + 2 : close]
+            if "(" in name:
+                # psycopg2 itself would look up one name and format with another.
+                raise ProgrammingError(f"parameter name {name!r} contains '('")
+            _check_conversion(sql, close + 1)
+            if not isinstance(params, Mapping):
+                raise ProgrammingError("%(name)s placeholders need a mapping of parameters")
+            if name not in params:
+                raise ProgrammingError(f"no parameter named {name!r}")
+            if name not in names:
+                values.append(params[name])
+                names[name] = len(values)
+            out.append(f"${names[name]}")
+            i = close + 2
         else:
-            out.append(c)
-            i += 1
-    if isinstance(params, Sequence) and not isinstance(params, str) and positional != len(params):
-        raise ProgrammingError(f"{len(params)} parameters for {positional} placeholders")
+            kind = "positional"
+            _check_conversion(sql, j + 1)
+            if isinstance(params, Mapping):
+                raise ProgrammingError("%s placeholders need a sequence of parameters")
+            if used >= len(params):
+                raise ProgrammingError(
+                    f"not enough parameters for the placeholders ({len(params)} given)"
+                )
+            values.append(params[used])
+            used += 1
+            out.append(f"${used}")
+            i = j + 2
+    out.append(sql[i:n])
+    if kind == "positional" and used != len(params):
+        raise ProgrammingError(
+            f"not all arguments converted: {len(params)} parameters for {used} placeholders"
+        )
     return "".join(out), values
+
+
+def _check_conversion(sql: str, at: int) -> None:
+    # Only %s exists in psycopg2 (its formatter rejects every other conversion).
+    if at >= len(sql):
+        raise ProgrammingError("incomplete format: the query ends with '%' (write '%%' for a %)")
+    if sql[at] != "s":
+        raise ProgrammingError(
+            f"unsupported format character {sql[at]!r} (0x{ord(sql[at]):x}) at index {at} "
+            "(write '%%' for a %)"
+        )
 
 
 class Cursor:
@@ -233,11 +257,7 @@ class Cursor:
     def execute(
         self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> None:
-        sql, values = (
-            convert_placeholders(operation, parameters)
-            if parameters is not None
-            else (operation, [])
-        )
+        sql, values = convert_placeholders(operation, parameters)
         try:
             self._result = self._client().request(sql, values)
         except qb.QueryBusError as exc:
@@ -252,6 +272,10 @@ class Cursor:
         if not batches:
             return
         sql = batches[0][0]
+        if any(other != sql for other, _ in batches):
+            # One statement runs with every parameter set; psycopg2 would run
+            # different texts here (some parameter sets being None).
+            raise ProgrammingError("the parameter sets make different statements")
         try:
             self._client().executemany(sql, [values for _, values in batches])
         except qb.QueryBusError as exc:

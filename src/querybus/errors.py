@@ -120,6 +120,32 @@ class DeadlineExceededError(RequestRejectedError):
     code = "deadline_exceeded"
 
 
+class ResultTooLargeError(QueryBusError):
+    """The statement ran, but its result is larger than a reply may be.
+
+    Requests run in autocommit, so whatever the statement changed is
+    committed: ``command``, ``rowcount`` and ``lsn`` say what it did; only
+    the rows are missing. Not retriable: sending it again would run it again
+    (add a LIMIT, page through the rows, or return fewer columns).
+    """
+
+    code = "result_too_large"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        command: str | None = None,
+        rowcount: int | None = None,
+        lsn: str | None = None,
+        **_: object,
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.rowcount = rowcount
+        self.lsn = lsn
+
+
 class RoutingError(QueryBusError):
     """The router could not choose where to run a statement."""
 
@@ -293,9 +319,14 @@ def error_from_wire(
     sqlstate: str | None = None,
     detail: str | None = None,
     hint: str | None = None,
+    command: str | None = None,
+    rowcount: int | None = None,
+    lsn: str | None = None,
 ) -> QueryBusError:
     """Rebuild the exception an adapter reported in an error reply."""
     if code == "query" or sqlstate:
         return query_error_class(sqlstate)(message, sqlstate=sqlstate, detail=detail, hint=hint)
+    if code == ResultTooLargeError.code:
+        return ResultTooLargeError(message, command=command, rowcount=rowcount, lsn=lsn)
     cls = ERROR_CODES.get(code, QueryBusError)
     return cls(message)

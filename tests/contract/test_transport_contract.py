@@ -14,7 +14,12 @@ from typing import Protocol, TypeVar
 
 import pytest
 
-from querybus.errors import BrokerUnavailableError, PayloadTooLargeError, TransportError
+from querybus.errors import (
+    BrokerUnavailableError,
+    ConfigurationError,
+    PayloadTooLargeError,
+    TransportError,
+)
 from querybus.transport import (
     GroupConsumer,
     KafkaTransport,
@@ -281,6 +286,142 @@ async def test_on_revoke_is_awaited_when_members_join_and_leave(
         await wait_until(lambda: len(first.assignment()) == 4)
         assert len(revoked) == 2
         assert len(revoked[1]) == 2
+
+
+# Records stamped an hour ago are "history"; a lookback of ten minutes must skip them.
+HOUR = 3600.0
+LOOKBACK = 600.0
+
+
+def _values(records: list[Record]) -> list[bytes]:
+    return sorted(r.value or b"" for r in records)
+
+
+async def test_send_stamps_the_given_timestamp(
+    transport: Transport, unique: Callable[[str], str]
+) -> None:
+    name = await topic(transport, unique("stamp"))
+    stamp = round(time.time() - HOUR, 3)  # Kafka keeps milliseconds
+    async with started(transport.producer()) as producer:
+        await producer.send(name, b"old", timestamp=stamp)
+        before = time.time()
+        await producer.send(name, b"now")
+    async with started(transport.partition_reader(name, start_at="beginning")) as reader:
+        old, now = await collect(reader, 2)
+    assert old.timestamp == pytest.approx(stamp, abs=0.001)
+    assert now.timestamp >= before - 5  # broker clock, same machine
+
+
+async def test_fresh_group_with_lookback_skips_history_and_reads_recent_records(
+    transport: Transport, unique: Callable[[str], str]
+) -> None:
+    name = await topic(transport, unique("lookback"), partitions=2)
+    long_ago = time.time() - HOUR
+    async with started(transport.producer()) as producer:
+        # Partition 0: history, then recent records. Partition 1: history only.
+        for i in range(3):
+            await producer.send(name, f"old-0-{i}".encode(), partition=0, timestamp=long_ago)
+            await producer.send(name, f"old-1-{i}".encode(), partition=1, timestamp=long_ago)
+        for i in range(2):
+            await producer.send(name, f"new-0-{i}".encode(), partition=0)
+
+        fresh = transport.group_consumer([name], unique("group"), start_lookback=LOOKBACK)
+        async with started(fresh):
+            records = await collect(fresh, 2)
+            records.extend(await fresh.getmany(0.5))
+            assert _values(records) == [b"new-0-0", b"new-0-1"]
+            assert [r.offset for r in records] == [3, 4]
+            # Partition 1 had nothing recent: it starts at its end, so what is
+            # sent now is read and nothing older is.
+            await producer.send(name, b"new-1-0", partition=1)
+            later = await collect(fresh, 1)
+            later.extend(await fresh.getmany(0.3))
+            assert [(r.partition, r.offset, r.value) for r in later] == [(1, 3, b"new-1-0")]
+
+    # Without a lookback a fresh group starts at the earliest offset, as before.
+    async with started(transport.group_consumer([name], unique("group"))) as everything:
+        records = await collect(everything, 9)
+        records.extend(await everything.getmany(0.3))
+    assert len(records) == 9
+
+
+async def test_lookback_never_overrides_a_committed_offset(
+    transport: Transport, unique: Callable[[str], str]
+) -> None:
+    name = await topic(transport, unique("committed"), partitions=2)
+    group = unique("group")
+    long_ago = time.time() - HOUR
+    async with started(transport.producer()) as producer:
+        for i in range(5):
+            await producer.send(name, f"old-0-{i}".encode(), partition=0, timestamp=long_ago)
+            await producer.send(name, f"old-1-{i}".encode(), partition=1, timestamp=long_ago)
+        await producer.send(name, b"new-1-0", partition=1)
+
+    async with started(transport.group_consumer([name], group)) as first:
+        await collect(first, 11)
+        # Partition 0 is done up to offset 2; partition 1 was never committed.
+        await first.commit({(name, 0): 2})
+
+    successor = transport.group_consumer([name], group, start_lookback=LOOKBACK)
+    async with started(successor):
+        records = await collect(successor, 4)
+        records.extend(await successor.getmany(0.5))
+    # Old as they are, partition 0's records after the commit are still owed;
+    # partition 1 has no commit, so only its recent record is read.
+    assert sorted((r.partition, r.offset) for r in records) == [(0, 2), (0, 3), (0, 4), (1, 5)]
+
+
+async def test_partition_moved_by_a_rebalance_starts_by_time_too(
+    transport: Transport, unique: Callable[[str], str]
+) -> None:
+    name = await topic(transport, unique("moved"), partitions=4)
+    group = unique("group")
+    all_tps = {(name, p) for p in range(4)}
+    long_ago = time.time() - HOUR
+    async with started(transport.producer()) as producer:
+        for p in range(4):
+            for i in range(3):
+                await producer.send(name, f"old-{p}-{i}".encode(), partition=p, timestamp=long_ago)
+            await producer.send(name, f"new-{p}".encode(), partition=p)
+    recent = {f"new-{p}".encode() for p in range(4)}
+
+    async def read_recent(members: list[GroupConsumer], want: set[bytes]) -> list[Record]:
+        # Nothing is committed, so each (re)assignment hands the recent record
+        # of every partition out again; an old one must never appear.
+        got: list[Record] = []
+        deadline = time.monotonic() + 20
+        while not want <= {r.value for r in got}:
+            assert time.monotonic() < deadline, _values(got)
+            for batch in await asyncio.gather(*(m.getmany(0.2) for m in members)):
+                got.extend(batch)
+        return got
+
+    first = transport.group_consumer([name], group, start_lookback=LOOKBACK)
+    async with started(first):
+        seen = await read_recent([first], recent)
+        second = transport.group_consumer([name], group, start_lookback=LOOKBACK)
+        async with started(second):
+            await wait_until(
+                lambda: (
+                    first.assignment() | second.assignment() == all_tps
+                    and len(second.assignment()) == 2
+                    and not first.assignment() & second.assignment()
+                )
+            )
+            moved = {f"new-{p}".encode() for _, p in second.assignment()}
+            seen += await read_recent([first, second], moved)
+        # The second member left: its partitions move back to the first one.
+        await wait_until(lambda: first.assignment() == all_tps)
+        seen += await read_recent([first], moved)
+        seen += await first.getmany(0.3)
+    assert {r.value for r in seen} == recent, _values(seen)
+
+
+async def test_negative_lookback_is_refused(
+    transport: Transport, unique: Callable[[str], str]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        transport.group_consumer(["any"], unique("group"), start_lookback=-1.0)
 
 
 async def test_oversized_record_is_refused(

@@ -116,8 +116,9 @@ async def client(bus: Bus, adapter: AdapterService) -> QueryClient:
 
 @pytest.fixture
 async def pg(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
-    """A direct connection to the database, to set up and check behind the bus's back."""
-    conn = await asyncpg.connect(stack.pg_dsn)
+    """A direct connection to the database as the cluster's superuser, to set up
+    and check behind the bus's back (adapters log in as a non-superuser role)."""
+    conn = await asyncpg.connect(stack.admin_dsn)
     try:
         yield conn
     finally:

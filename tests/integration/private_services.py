@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import asyncpg
 from tests.integration.routing_helpers import _pg_bin, free_port
 from tests.stack import REPO
 
@@ -67,6 +68,9 @@ def _tail(path: Path, lines: int = 30) -> str:
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
+ADAPTER_ROLE = "querybus_adapter"
+
+
 @dataclass
 class PrivatePostgres:
     """A PostgreSQL primary of one test: ``stop()`` and ``start()`` at will.
@@ -89,13 +93,39 @@ class PrivatePostgres:
 
     @property
     def dsn(self) -> str:
+        """The superuser's DSN: for setting up and checking."""
+        return self._dsn("postgres")
+
+    @property
+    def adapter_dsn(self) -> str:
+        """An ordinary login role's DSN (made by :meth:`add_adapter_role`), as
+        adapters must use."""
+        return self._dsn(ADAPTER_ROLE)
+
+    def _dsn(self, user: str) -> str:
         return PostgresSettings(
             host="127.0.0.1",
             port=self.port,
             database="postgres",
-            user="postgres",
+            user=user,
             password=self.password,
         ).dsn
+
+    async def add_adapter_role(self) -> None:
+        """Create the adapters' login role (no superuser; DML on the superuser's
+        tables, CREATE on schema public for the idempotency table)."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(
+                f"CREATE ROLE {ADAPTER_ROLE} LOGIN PASSWORD '{self.password}';"
+                f"GRANT CREATE ON SCHEMA public TO {ADAPTER_ROLE};"
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                f"TO {ADAPTER_ROLE};"
+                f"ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES "
+                f"TO {ADAPTER_ROLE};"
+            )
+        finally:
+            await conn.close()
 
     def _run(self, *args: str) -> None:
         # PostgreSQL refuses to run as root: run it as the postgres user, as the stack does.

@@ -47,8 +47,9 @@ class PrivateReplica:
 
     data: Path
     port: int
-    dsn: str
+    dsn: str  # the adapters' login
     bin: Path
+    admin_dsn: str = ""  # the superuser: pausing replay and other control
 
     def _run(self, *args: str, env: dict[str, str] | None = None) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -94,7 +95,7 @@ def private_replica_of(stack: Stack) -> Iterator[PrivateReplica]:
         shutil.chown(root, "postgres")
     replica = PrivateReplica(data=data, port=free_port(), dsn="", bin=_pg_bin())
     try:
-        env = {**os.environ, "PGPASSWORD": stack.pg.password}
+        env = {**os.environ, "PGPASSWORD": stack.admin.password}
         replica._run(
             str(replica.bin / "pg_basebackup"),
             "-h",
@@ -102,7 +103,7 @@ def private_replica_of(stack: Stack) -> Iterator[PrivateReplica]:
             "-p",
             str(stack.pg.port),
             "-U",
-            stack.pg.user,
+            stack.admin.user,
             "-D",
             str(data),
             "-R",
@@ -113,6 +114,7 @@ def private_replica_of(stack: Stack) -> Iterator[PrivateReplica]:
             env=env,
         )
         replica.dsn = stack.pg.dsn.replace(f":{stack.pg.port}/", f":{replica.port}/")
+        replica.admin_dsn = stack.admin.dsn.replace(f":{stack.pg.port}/", f":{replica.port}/")
         replica.start()
         try:
             yield replica

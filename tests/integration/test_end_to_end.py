@@ -30,6 +30,7 @@ from querybus.errors import (
     QueryCanceledError,
     RequestRejectedError,
     RequestTimeoutError,
+    ResultTooLargeError,
     UndefinedObjectError,
 )
 from querybus.protocol import (
@@ -476,8 +477,10 @@ async def test_oversized_request_and_reply_fail_fast_with_payload_too_large(
     assert client.metrics.requests == 0  # refused before sending
 
     started = time.monotonic()
-    with pytest.raises(PayloadTooLargeError, match="reply"):
+    # The statement ran: the caller learns what it did, without its rows.
+    with pytest.raises(ResultTooLargeError, match="reply") as caught:
         await client.fetchval("SELECT repeat('x', 2000000)", timeout=30.0)
+    assert caught.value.command == "SELECT 1"
     assert time.monotonic() - started < 10.0
     assert client.metrics.timeouts == 0
     # A large-but-allowed reply still works.

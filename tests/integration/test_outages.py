@@ -105,6 +105,7 @@ async def test_database_outage_gets_typed_errors_and_the_adapter_recovers(
             await conn.execute(f"CREATE TABLE {table} (id int, note text)")
         finally:
             await conn.close()
+        await pg.add_adapter_role()
 
         bus = BusSettings(
             bootstrap_servers=stack.kafka_bootstrap,
@@ -115,7 +116,7 @@ async def test_database_outage_gets_typed_errors_and_the_adapter_recovers(
         transport = _transport(stack.kafka_bootstrap, "outage-db-adapter")
         adapter = AdapterService(
             transport,
-            PostgresExecutor(pg.dsn, pool_size=2),
+            PostgresExecutor(pg.adapter_dsn, pool_size=2),
             bus=bus,
             settings=AdapterSettings(
                 group_id=unique("group"), pool_size=2, http_port=0, shutdown_grace=5.0
@@ -216,7 +217,7 @@ async def test_broker_outage_fails_fast_loses_nothing_and_recovers(
     stack: Stack, unique: UniqueNames
 ) -> None:
     table = unique.ident("outage")
-    pg = await asyncpg.connect(stack.pg_dsn)
+    pg = await asyncpg.connect(stack.admin_dsn)
     await pg.execute(f"CREATE TABLE {table} (id int)")
     batch: list[asyncio.Task[int]] = []
     try:

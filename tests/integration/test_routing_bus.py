@@ -270,7 +270,7 @@ async def test_replica_lag_moves_reads_to_primary_and_back(
         return await reads.request(f"SELECT count(*) FROM {table}")
 
     assert where(await probe()) == (label, "read")
-    control = await asyncpg.connect(private_replica.dsn)
+    control = await asyncpg.connect(private_replica.admin_dsn)
     try:
         await control.execute("SELECT pg_wal_replay_pause()")
         written = 0

@@ -70,7 +70,7 @@ def private_replica(stack: Stack) -> Iterator[PrivateReplica]:
 @pytest.fixture(scope="module")
 async def schema(stack: Stack, private_replica: PrivateReplica) -> AsyncIterator[str]:
     name = f"t_routing_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(stack.pg_dsn)
+    conn = await asyncpg.connect(stack.admin_dsn)
     try:
         await conn.execute(SCHEMA_SQL.format(s=name))
         await caught_up(stack.pg_dsn, private_replica.dsn)
@@ -181,7 +181,7 @@ async def test_reads_on_replica_writes_on_primary(
 async def test_replay_paused_moves_reads_to_primary_and_back(
     stack: Stack, private_replica: PrivateReplica, schema: str
 ) -> None:
-    control = await asyncpg.connect(private_replica.dsn)  # superuser on the replica
+    control = await asyncpg.connect(private_replica.admin_dsn)
     writer = await asyncpg.connect(_in(stack.pg_dsn, schema))
     try:
         async with routing(stack, [private_replica.dsn], schema) as ex:

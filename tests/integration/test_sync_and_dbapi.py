@@ -89,13 +89,17 @@ async def test_dbapi_psycopg2_style(bus: Bus, make_table: Callable[[str], Awaita
     await asyncio.to_thread(work)
 
 
-def test_placeholders_are_converted_outside_literals() -> None:
+def test_placeholders_are_converted_as_psycopg2_does() -> None:
+    # psycopg2 substitutes text without looking at quotes: inside literals too,
+    # `%%` is a literal `%` and `%s` a placeholder (mixing styles is refused).
     sql, values = dbapi.convert_placeholders(
-        "SELECT %(a)s, '%s', %(a)s, %(b)s, $$ %s $$, $q$ %s $q$, \"%s\" -- %s\n, 100%%",
+        "SELECT %(a)s, '%%s', %(a)s, %(b)s, $$ %%s $$, \"%%s\" -- %%s\n, 100%%",
         {"a": 1, "b": 2},
     )
-    assert sql == "SELECT $1, '%s', $1, $2, $$ %s $$, $q$ %s $q$, \"%s\" -- %s\n, 100%"
+    assert sql == "SELECT $1, '%s', $1, $2, $$ %s $$, \"%s\" -- %s\n, 100%"
     assert values == [1, 2]
+    with pytest.raises(dbapi.ProgrammingError):
+        dbapi.convert_placeholders("SELECT %(a)s, '%s'", {"a": 1})
     assert dbapi.convert_placeholders("VALUES (%s, %s)", (1, "x")) == ("VALUES ($1, $2)", [1, "x"])
     with pytest.raises(dbapi.ProgrammingError):
         dbapi.convert_placeholders("VALUES (%s, %s)", (1,))

@@ -20,6 +20,7 @@ import pytest
 from rich.console import Console
 from tests.helpers import collect, wait_for
 
+from querybus.adapter.policy import Policy
 from querybus.adapter.service import AdapterService
 from querybus.adapter.sqlite import SqliteExecutor
 from querybus.cli.dev import run_dev
@@ -31,6 +32,7 @@ from querybus.errors import (
     PayloadTooLargeError,
     RequestRejectedError,
     RequestTimeoutError,
+    ResultTooLargeError,
     SQLSyntaxError,
     UndefinedObjectError,
 )
@@ -73,6 +75,7 @@ async def adapter(bus: BusSettings, transport: Transport) -> AsyncIterator[Adapt
         SqliteExecutor(":memory:"),
         bus=bus,
         settings=AdapterSettings(group_id="embedded", pool_size=2),
+        policy=Policy(allow_ddl=True),  # a local sandbox, like `querybus dev`
     )
     await svc.start(http=False)
     try:
@@ -234,8 +237,10 @@ async def test_expired_and_malformed_requests(
 async def test_oversized_request_and_reply(client: QueryClient, bus: BusSettings) -> None:
     with pytest.raises(PayloadTooLargeError):
         await client.fetchval("SELECT $1", "x" * bus.max_message_bytes)
-    with pytest.raises(PayloadTooLargeError, match="reply"):
+    # The statement ran: the reply says so (command, rowcount), without its rows.
+    with pytest.raises(ResultTooLargeError, match="reply") as caught:
         await client.fetchval("SELECT zeroblob(300000)")
+    assert caught.value.rowcount == 1
 
 
 async def test_idempotency_key_runs_once(client: QueryClient) -> None:

@@ -132,3 +132,27 @@ async def test_groups_over_several_topics_only_get_their_topics() -> None:
             await only_a.stop()
     finally:
         await both.stop()
+
+
+async def test_lookback_start_follows_offsets_by_timestamp_not_the_newest_stamp() -> None:
+    # Producer-given timestamps need not increase along a partition. Like
+    # Kafka's offsets by timestamp, the start is the first offset stamped at or
+    # after the target; older-stamped records after it are still delivered.
+    bus = MemoryTransport(_name())
+    await bus.create_topics([TopicSpec("t")])
+    now = time.time()
+    producer = bus.producer()
+    await producer.start()
+    try:
+        for value, stamp in [(b"a", now - 7200), (b"b", now), (b"c", now - 7200), (b"d", now)]:
+            await producer.send("t", value, timestamp=stamp)
+    finally:
+        await producer.stop()
+    consumer = bus.group_consumer(["t"], "g", start_lookback=60.0)
+    await consumer.start()
+    try:
+        records = await consumer.getmany(0)
+    finally:
+        await consumer.stop()
+    assert [(r.offset, r.value) for r in records] == [(1, b"b"), (2, b"c"), (3, b"d")]
+    assert records[1].timestamp == now - 7200

@@ -9,9 +9,19 @@ resetting every connection on release (asyncpg's default) costs a full round
 trip per request. So the pool does not reset; instead, after a
 statement that might have left session state behind (anything but a plain
 SELECT/INSERT/UPDATE/DELETE calling known built-ins: see
-``StatementInfo.session_safe``), and after we shortened ``statement_timeout``,
-the executor sends asyncpg's reset query plus ``DISCARD TEMP`` before the
-connection goes back. Transaction control and ``SET`` are refused upstream.
+``StatementInfo.session_safe``; every statement when ``reset_every_request``),
+and after we shortened ``statement_timeout``, the executor sends
+:data:`RESET_SESSION`: it undoes every kind of session state PostgreSQL has
+(role and session authorization, which ``RESET ALL`` leaves alone; settings;
+cursors; LISTEN; advisory locks; prepared statements; temporary tables;
+sequence state) and then *checks* the result in the same round trip. A
+connection that fails the check is closed, never handed to the next request.
+Session control is also refused upstream, by parse tree
+(:mod:`querybus.adapter.policy`).
+
+Logins: :func:`check_login` refuses a login role that is a superuser, may
+create roles, or may run server programs or read/write server files, unless
+the operator explicitly allows it.
 
 Deadlines: the pool's sessions start with ``statement_timeout`` = the
 adapter's longest allowed statement; a request whose time left is clearly
@@ -35,6 +45,7 @@ import msgspec
 from querybus.adapter.executor import Outcome
 from querybus.adapter.idempotency import IdempotencySettings, IdempotencyStore, request_digest
 from querybus.errors import (
+    ConfigurationError,
     OperationalError,
     QueryBusError,
     QueryCanceledError,
@@ -57,7 +68,9 @@ _DATABASE_ERRORS = (
 
 __all__ = [
     "RELEASE_TIMEOUT",
+    "RESET_SESSION",
     "PostgresExecutor",
+    "check_login",
     "create_pool",
     "init_connection",
     "map_database_error",
@@ -130,11 +143,21 @@ async def create_pool(
     return pool
 
 
-def map_database_error(exc: BaseException) -> QueryBusError:
+def map_database_error(exc: BaseException, conn: asyncpg.Connection | None = None) -> QueryBusError:
     """The querybus error for an asyncpg (or socket) exception.
 
     Server errors keep their SQLSTATE, detail and hint; we never match on the
-    message text, which the server may localize.
+    message text, which the server may localize. asyncpg's client-side
+    errors on a connection that is still open (a wrong number of parameters,
+    a value it cannot encode) are the caller's: ``22023``, never retriable and
+    never a reason to ban a server. Only a connection that failed is an
+    ``OperationalError`` (08006).
+
+    Args:
+        exc: what asyncpg (or the socket) raised.
+        conn: the connection it was raised on, when known: an
+            ``InterfaceError`` on a connection that is still open is the
+            caller's mistake, not an outage.
     """
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = getattr(exc, "sqlstate", None)
@@ -150,10 +173,14 @@ def map_database_error(exc: BaseException) -> QueryBusError:
         return QueryCanceledError(
             "statement canceled: the request's deadline passed", sqlstate="57014"
         )
-    if isinstance(exc, _ClientDataError):
-        # asyncpg's client-side DataError: a parameter it cannot encode (a str
-        # for an int4 column, …). The caller's fault: invalid_parameter_value.
-        return query_error_class("22023")(str(exc), sqlstate="22023")
+    if isinstance(exc, _ClientDataError) or (
+        isinstance(exc, asyncpg.InterfaceError) and conn is not None and not conn.is_closed()
+    ):
+        # asyncpg's client-side errors: a parameter it cannot encode (a str
+        # for an int4 column, …), the wrong number of parameters. Raised before
+        # anything is sent; the connection is fine. The caller's fault:
+        # invalid_parameter_value.
+        return query_error_class("22023")(f"invalid parameters: {exc}", sqlstate="22023")
     if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
         return OperationalError(f"database unreachable: {exc}", sqlstate="08006")
     return QueryError(f"{type(exc).__name__}: {exc}")
@@ -172,6 +199,7 @@ async def run_on_connection(
     session_timeout: float | None = None,
     want_lsn: bool = False,
     idempotency: IdempotencyStore | None = None,
+    reset: bool = False,
 ) -> Outcome:
     """Run one request's statement on ``conn``.
 
@@ -187,6 +215,9 @@ async def run_on_connection(
             idempotency key, the statement runs in one transaction with its
             key (or is not run at all when the key is already stored). The
             caller decides whether the statement needs it (reads do not).
+        reset: reset (and check) the session afterwards even when the
+            statement looks harmless (adapters that let callers run DDL: a
+            trigger or default they created could change the session).
 
     Raises:
         QueryError: the database refused the statement (precise subclass by SQLSTATE).
@@ -194,7 +225,7 @@ async def run_on_connection(
     """
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
-    dirty = not analyze(request.sql).session_safe
+    dirty = reset or not analyze(request.sql).session_safe
     try:
         if session_timeout is not None and timeout < session_timeout * 0.9:
             dirty = True  # the SET below must not outlive this request
@@ -222,10 +253,10 @@ async def run_on_connection(
             # this statement's own commit record.
             outcome.lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
     except _DATABASE_ERRORS as exc:
-        raise map_database_error(exc) from exc
+        raise map_database_error(exc, conn) from exc
     finally:
         if dirty:
-            await _reset_session(conn)
+            await reset_session(conn)
     outcome.execute_seconds = time.perf_counter() - started
     return outcome
 
@@ -241,16 +272,19 @@ async def run_statement(
     Raises:
         asyncpg.PostgresError and the other asyncpg errors, unmapped.
     """
+    # asyncpg's statement cache makes this free after the first time:
+    # Parse/Describe is done once per connection.
+    stmt = await conn._get_statement(request.sql, timeout)
     if request.many:
+        for row in params:
+            _check_integers(stmt, row)
         if conn.is_in_transaction():
             await conn.executemany(request.sql, params, timeout=timeout)
         else:
             async with conn.transaction():
                 await conn.executemany(request.sql, params, timeout=timeout)
         return Outcome(command=f"EXECUTEMANY {len(params)}", rowcount=len(params))
-    # asyncpg's statement cache makes both calls below one round trip
-    # after the first: Parse/Describe is done once per connection.
-    stmt = await conn._get_statement(request.sql, timeout)
+    _check_integers(stmt, params)
     rows, status, _ = await conn._execute(request.sql, params, 0, timeout, return_status=True)
     command = status.decode() if isinstance(status, bytes) else str(status or "")
     return Outcome(
@@ -259,6 +293,35 @@ async def run_statement(
         rows=[list(r) for r in rows],
         rowcount=_rowcount(command, len(rows)),
     )
+
+
+_INTEGER_TYPES = frozenset({"int2", "int4", "int8", "oid", "_int2", "_int4", "_int8", "_oid"})
+
+
+def _check_integers(stmt: Any, params: Sequence[Any]) -> None:
+    """Refuse a non-integer value for an integer parameter.
+
+    asyncpg converts anything with ``__int__`` for an integer parameter, so
+    1.5 would be stored as 1, ``Decimal("5.5")`` as 5 and a UUID as a huge
+    number: the data would silently differ from what the caller sent.
+    PostgreSQL itself (and psycopg2, which sends text) refuses them.
+
+    Raises:
+        asyncpg.DataError: mapped to ``22023`` like asyncpg's own client-side checks.
+    """
+    for n, (kind, value) in enumerate(zip(stmt._get_parameters(), params, strict=False), 1):
+        if kind.name in _INTEGER_TYPES and not _all_integers(value):
+            raise _ClientDataError(
+                f"parameter ${n} is {kind.name}: expected an integer, got {type(value).__name__}"
+            )
+
+
+def _all_integers(value: Any) -> bool:
+    if value is None or type(value) is int:
+        return True
+    if type(value) is list:
+        return all(_all_integers(v) for v in value)
+    return False
 
 
 def _left(deadline: float) -> float:
@@ -282,13 +345,97 @@ async def prepare_idempotency(conn: asyncpg.Connection, store: IdempotencyStore)
         raise map_database_error(exc) from exc
 
 
-async def _reset_session(conn: asyncpg.Connection) -> None:
-    """Undo whatever the statement may have left in the session; a connection
-    that cannot be reset is closed rather than handed to the next request."""
+#: Undoes every kind of state a statement can leave in a session, then checks
+#: it in the same round trip (one simple-protocol query). ``RESET ALL`` leaves
+#: the role and the session authorization alone, hence the first two lines.
+#: The check fails (and the connection is closed) if the role is still not
+#: the login's, a setting still differs from the session's start values, or
+#: a holdable cursor or temporary table survived. (LISTEN is not checked
+#: here: the lines run as one implicit transaction, and UNLISTEN takes effect
+#: when it commits.)
+RESET_SESSION = """
+SET SESSION AUTHORIZATION DEFAULT;
+RESET ROLE;
+RESET ALL;
+CLOSE ALL;
+UNLISTEN *;
+SELECT pg_advisory_unlock_all();
+DISCARD TEMP;
+DISCARD SEQUENCES;
+DO $querybus_reset$
+DECLARE
+    name text;
+BEGIN
+    FOR name IN SELECT p.name FROM pg_prepared_statements p WHERE p.from_sql LOOP
+        EXECUTE format('DEALLOCATE %I', name);
+    END LOOP;
+    IF current_user <> session_user
+       OR EXISTS (SELECT FROM pg_settings WHERE source = 'session')
+       OR EXISTS (SELECT FROM pg_cursors WHERE is_holdable)
+       OR EXISTS (SELECT FROM pg_class WHERE relnamespace = pg_my_temp_schema())
+    THEN
+        RAISE EXCEPTION 'querybus: the session could not be reset';
+    END IF;
+END
+$querybus_reset$;
+"""
+
+
+async def reset_session(conn: asyncpg.Connection) -> None:
+    """Undo whatever the statement may have left in the session (and check
+    it); a connection that cannot be reset is closed rather than handed to
+    the next request."""
     try:
-        await conn.execute(conn.get_reset_query() + "\nDISCARD TEMP;", timeout=5.0)
+        if conn.is_in_transaction():  # nothing we run leaves one open; be sure
+            await conn.execute("ROLLBACK", timeout=5.0)
+        await conn.execute(RESET_SESSION, timeout=5.0)
     except _DATABASE_ERRORS:
         conn.terminate()
+
+
+_LOGIN_RIGHTS = """
+SELECT r.rolsuper, r.rolcreaterole,
+       array(SELECT m FROM unnest($1::text[]) AS m WHERE pg_has_role(session_user, m, 'MEMBER'))
+  FROM pg_catalog.pg_roles r WHERE r.rolname = session_user
+"""
+_SERVER_ACCESS_ROLES = [
+    "pg_execute_server_program",
+    "pg_read_server_files",
+    "pg_write_server_files",
+]
+
+
+async def check_login(conn: asyncpg.Connection, *, allow_superuser: bool = False) -> None:
+    """Refuse a login that lets a caller's SQL act on the database host.
+
+    A superuser (or a member of ``pg_execute_server_program``,
+    ``pg_read_server_files``, ``pg_write_server_files``) can run programs and
+    read or write files as the server's OS user; a role with ``CREATEROLE``
+    can grant itself those memberships. Adapters run callers' SQL, so they
+    must log in as an ordinary role (``infra/postgres/adapter_role.sql``).
+
+    Raises:
+        ConfigurationError: the login has one of those rights and
+            ``allow_superuser`` is False.
+        OperationalError: the connection failed.
+    """
+    try:
+        row = await conn.fetchrow(_LOGIN_RIGHTS, _SERVER_ACCESS_ROLES)
+        user = await conn.fetchval("SELECT session_user")
+    except _DATABASE_ERRORS as exc:
+        raise map_database_error(exc, conn) from exc
+    if row is None:
+        return
+    rights = [name for name, held in (("SUPERUSER", row[0]), ("CREATEROLE", row[1])) if held]
+    rights += [f"member of {m}" for m in row[2]]
+    if not rights or allow_superuser:
+        return
+    raise ConfigurationError(
+        f"the database login {user!r} has {', '.join(rights)}: callers' SQL could run "
+        "programs or read and write files on the database host. Log in as an ordinary role "
+        "(see infra/postgres/adapter_role.sql), or pass --allow-superuser "
+        "(QUERYBUS_ALLOW_SUPERUSER=1) if you really mean it."
+    )
 
 
 def _rowcount(command: str, returned: int) -> int:
@@ -307,6 +454,11 @@ class PostgresExecutor:
         idempotency: the durable idempotency store (default: on, table
             ``querybus_idempotency``, keys kept 24 h); see
             :mod:`querybus.adapter.idempotency`.
+        allow_superuser: start even when the login is a superuser (see
+            :func:`check_login`).
+        reset_every_request: reset and check the session after every
+            request, not only after those that may leave state behind (for
+            adapters whose callers may run DDL).
     """
 
     name = "postgres"
@@ -318,8 +470,12 @@ class PostgresExecutor:
         pool_size: int = 10,
         max_statement_timeout: float = 30.0,
         idempotency: IdempotencySettings | None = None,
+        allow_superuser: bool = False,
+        reset_every_request: bool = False,
     ) -> None:
         self._dsn = dsn
+        self._allow_superuser = allow_superuser
+        self._reset_every_request = reset_every_request
         self._pool_size = pool_size
         self._max_statement_timeout = max_statement_timeout
         self._pool: asyncpg.Pool | None = None
@@ -327,22 +483,25 @@ class PostgresExecutor:
         self.idempotency = IdempotencyStore(settings) if settings.enabled else None
 
     async def start(self) -> None:
-        """Open the pool and prepare the idempotency table.
+        """Open the pool, check the login and prepare the idempotency table.
 
         Raises:
             OperationalError: the server cannot be reached.
+            ConfigurationError: the login is a superuser (see :func:`check_login`).
             QueryError: the idempotency table cannot be created.
         """
         self._pool = await create_pool(
             self._dsn, size=self._pool_size, max_statement_timeout=self._max_statement_timeout
         )
-        if self.idempotency is not None:
-            try:
-                async with self._pool.acquire(timeout=self._max_statement_timeout) as conn:
+        try:
+            async with self._pool.acquire(timeout=self._max_statement_timeout) as conn:
+                await check_login(conn, allow_superuser=self._allow_superuser)
+                if self.idempotency is not None:
                     await prepare_idempotency(conn, self.idempotency)
-            except BaseException:
-                await self.stop()
-                raise
+        except BaseException:
+            await self.stop()
+            raise
+        if self.idempotency is not None:
             self.idempotency.start_cleanup(self._require_pool().acquire)
 
     async def stop(self) -> None:
@@ -371,6 +530,7 @@ class PostgresExecutor:
                     timeout=timeout,
                     session_timeout=self._max_statement_timeout,
                     idempotency=self._store_for(request),
+                    reset=self._reset_every_request,
                 )
         except _DATABASE_ERRORS as exc:
             raise map_database_error(exc) from exc

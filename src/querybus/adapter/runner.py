@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from querybus.adapter.executor import Executor
 from querybus.adapter.idempotency import IdempotencySettings
+from querybus.adapter.policy import Policy
 from querybus.adapter.postgres import PostgresExecutor
 from querybus.adapter.service import AdapterService
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
@@ -181,14 +182,18 @@ def build_executor(
     settings: AdapterSettings,
     *,
     metrics: Metrics,
+    policy: Policy | None = None,
     on_decision: Callable[[RoutingDecision], None] | None = None,
 ) -> Executor:
     """A routing executor when replicas are configured (``QUERYBUS_REPLICA_DSNS``)
     or discovered (``QUERYBUS_REPLICA_DISCOVERY`` with ``QUERYBUS_REGISTRY``),
     otherwise a single-pool PostgreSQL executor; either keeps idempotency keys
-    for ``settings.idempotency_ttl`` seconds in the (primary) database."""
+    for ``settings.idempotency_ttl`` seconds in the (primary) database, refuses
+    a superuser login unless ``settings.allow_superuser``, and resets every
+    session after each request when the policy lets callers run DDL."""
     idempotency = IdempotencySettings(ttl=settings.idempotency_ttl)
     routing = RoutingSettings.from_env()
+    reset = policy is not None and policy.allow_ddl
     if routing.replicas or _discovering(routing):
         return RoutingExecutor(
             pg.dsn,
@@ -197,17 +202,30 @@ def build_executor(
             metrics=metrics,
             on_decision=on_decision,
             idempotency=idempotency,
+            allow_superuser=settings.allow_superuser,
+            reset_every_request=reset,
         )
-    return PostgresExecutor(pg.dsn, pool_size=settings.pool_size, idempotency=idempotency)
+    return PostgresExecutor(
+        pg.dsn,
+        pool_size=settings.pool_size,
+        idempotency=idempotency,
+        allow_superuser=settings.allow_superuser,
+        reset_every_request=reset,
+    )
 
 
 def build_service(
-    transport: Transport, bus: BusSettings, pg: PostgresSettings, settings: AdapterSettings
+    transport: Transport,
+    bus: BusSettings,
+    pg: PostgresSettings,
+    settings: AdapterSettings,
+    policy: Policy | None = None,
 ) -> AdapterService:
-    """The (unstarted) adapter ``querybus serve`` runs: its executor
-    (:func:`build_executor`) shares the service's Metrics and publishes every
-    RoutingDecision to ``bus.topics.routing_decisions`` through
-    :meth:`AdapterService.publish`."""
+    """The (unstarted) adapter ``querybus serve`` runs, with ``policy``
+    (default: :meth:`Policy.from_env`): its executor (:func:`build_executor`)
+    shares the service's Metrics and publishes every RoutingDecision to
+    ``bus.topics.routing_decisions`` through :meth:`AdapterService.publish`."""
+    policy = policy or Policy.from_env()
     metrics = Metrics()
     service: AdapterService | None = None
 
@@ -220,8 +238,12 @@ def build_service(
                 key=decision.fingerprint.encode() or None,
             )
 
-    executor = build_executor(pg, settings, metrics=metrics, on_decision=publish_decision)
-    service = AdapterService(transport, executor, bus=bus, settings=settings, metrics=metrics)
+    executor = build_executor(
+        pg, settings, metrics=metrics, policy=policy, on_decision=publish_decision
+    )
+    service = AdapterService(
+        transport, executor, bus=bus, settings=settings, policy=policy, metrics=metrics
+    )
     return service
 
 

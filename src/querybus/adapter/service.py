@@ -8,6 +8,15 @@ group; idempotency keys make a redelivered write return the first reply.
 Nothing received is lost silently: a record that cannot be decoded goes to
 the dead-letter topic with the reason (and, when its headers name a reply
 address, the caller gets a ProtocolError reply at once).
+
+No request can hold the adapter: a reply address is checked on arrival (the
+response topic or a topic named under it, an existing partition) and a
+request with an unusable one is dead-lettered without running; a reply that
+still cannot be produced is retried briefly (for as long as the deadline
+allows while the broker is unreachable), then dead-lettered with the reason,
+so its offset commits and its slot frees. A request larger than
+``max_request_bytes`` once decompressed is refused before it is decoded, and
+no request runs for longer than ``max_deadline``.
 """
 
 from __future__ import annotations
@@ -31,11 +40,13 @@ from querybus.adapter.offsets import OffsetTracker
 from querybus.adapter.policy import Policy
 from querybus.config import AdapterSettings, BusSettings
 from querybus.errors import (
+    BrokerUnavailableError,
     DeadlineExceededError,
     PayloadTooLargeError,
     ProtocolError,
     QueryBusError,
     QueryError,
+    ResultTooLargeError,
     TransportError,
 )
 from querybus.observability.http import HttpServer, Response
@@ -61,6 +72,16 @@ __all__ = ["AdapterService"]
 log = logging.getLogger("querybus.adapter")
 
 _SEND_RETRY_DELAY = 0.2
+#: Tries for a reply the broker refuses for another reason than being
+#: unreachable (unknown partition, authorization, size) before it is dead-lettered.
+_REPLY_ATTEMPTS = 3
+#: How long a reply topic's partition count is trusted before it is looked up again
+#: for a partition beyond it (partitions can be added).
+_PARTITIONS_TTL = 10.0
+#: Reply topics whose size is remembered, at most.
+_PARTITIONS_CACHED = 1024
+#: Kafka's rule for topic names.
+_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 class _IdempotencyCache:
@@ -142,6 +163,7 @@ class AdapterService:
         self._capacity = max(1, self.settings.pool_size * 4)
         self._slots = asyncio.Semaphore(self._capacity)
         self._idem = _IdempotencyCache()
+        self._partitions: dict[str, tuple[int, float]] = {}  # reply topic -> (count, when)
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._commit_task: asyncio.Task[None] | None = None
@@ -177,7 +199,12 @@ class AdapterService:
             self._producer = self.transport.producer()
             await self._producer.start()
             self._consumer = self.transport.group_consumer(
-                [t.request], self.settings.group_id, on_revoke=self._on_revoke
+                [t.request],
+                self.settings.group_id,
+                on_revoke=self._on_revoke,
+                # A new group starts at "now minus the longest deadline": every
+                # request older than that has expired, every newer one may not have.
+                start_lookback=self.settings.max_deadline,
             )
             await self._consumer.start()
             if http:
@@ -364,24 +391,33 @@ class AdapterService:
         if record.value is None:
             await self._dead_letter(record, "empty record (tombstone)")
             return
+        if len(record.value) > self.settings.max_request_bytes:
+            # Measured after the bus decompressed it: a small compressed record
+            # can still be a huge request. Refused before decoding.
+            await self._refuse_undecoded(
+                record,
+                PayloadTooLargeError(
+                    f"the request is {len(record.value)} bytes once decompressed; "
+                    f"the limit is {self.settings.max_request_bytes}"
+                ),
+                "too_large",
+                keep_value=False,
+            )
+            return
         try:
             request = decode_request(record.value)
         except ProtocolError as exc:
-            self.metrics.dead_letters.labels("undecodable").inc()
-            await self._dead_letter(record, str(exc))
-            address = _reply_address_from_headers(record)
-            cid = record.header(Headers.CORRELATION_ID)
-            if address is not None and cid is not None:
-                owner = record.header(Headers.CLIENT_ID)
-                await self._reply_failure(
-                    address,
-                    cid.decode(),
-                    exc,
-                    Timings(),
-                    None,
-                    client=owner.decode(errors="replace") if owner else None,
-                )
+            await self._refuse_undecoded(record, exc, "undecodable")
             return
+        unusable = await self._check_reply_address(request.reply_to)
+        if unusable is not None:
+            # Nobody could ever get the answer: do not run it (a write would
+            # happen unseen), keep it with the reason instead.
+            self.metrics.dead_letters.labels("reply_address").inc()
+            await self._dead_letter(record, f"unusable reply address: {unusable}")
+            return
+        # No request waits and runs longer than the adapter allows, whatever it asks.
+        request.deadline = min(request.deadline, received + self.settings.max_deadline)
 
         timings = Timings(queue=max(0.0, received - request.sent_at) if request.sent_at else 0.0)
         self.metrics.queue_wait.observe(timings.queue)
@@ -426,7 +462,7 @@ class AdapterService:
                 request.id,
                 _with_id(data, request.id),
                 request.deadline,
-                failure=False,
+                copy_to_errors=False,
                 client=request.client,
             )
             return
@@ -459,9 +495,14 @@ class AdapterService:
         timings.total = time.perf_counter() - started
         data = encode(reply)
         if len(data) > self.bus.max_message_bytes:
-            err = PayloadTooLargeError(
-                f"the reply is {len(data)} bytes; the limit is {self.bus.max_message_bytes} "
-                "(add a LIMIT, or page through the rows)"
+            # The statement ran (and committed): say what it did, without the rows.
+            err = ResultTooLargeError(
+                f"the statement ran ({outcome.command}), but its reply would be {len(data)} "
+                f"bytes and the limit is {self.bus.max_message_bytes}: the rows are not "
+                "returned (add a LIMIT, page through the rows, or return fewer columns)",
+                command=outcome.command,
+                rowcount=outcome.rowcount,
+                lsn=outcome.lsn,
             )
             await self._reply_failure(
                 request.reply_to, request.id, err, timings, request.deadline, client=request.client
@@ -481,7 +522,7 @@ class AdapterService:
             request.id,
             data,
             request.deadline,
-            failure=False,
+            copy_to_errors=False,
             client=request.client,
         )
 
@@ -512,6 +553,64 @@ class AdapterService:
 
     # -- replies ---------------------------------------------------------------
 
+    async def _refuse_undecoded(
+        self, record: Record, exc: QueryBusError, kind: str, *, keep_value: bool = True
+    ) -> None:
+        """Dead-letter a record that was not decoded, and answer its caller
+        when its headers name a usable reply address and a correlation id."""
+        self.metrics.dead_letters.labels(kind).inc()
+        await self._dead_letter(record, str(exc), keep_value=keep_value)
+        address = _reply_address_from_headers(record)
+        cid = record.header(Headers.CORRELATION_ID)
+        if address is None or cid is None or await self._check_reply_address(address):
+            return
+        owner = record.header(Headers.CLIENT_ID)
+        await self._reply_failure(
+            address,
+            cid.decode(errors="replace"),
+            exc,
+            Timings(),
+            None,
+            client=owner.decode(errors="replace") if owner else None,
+        )
+
+    async def _check_reply_address(self, address: ReplyAddress) -> str | None:
+        """Why replies cannot go to ``address``, or None when they can.
+
+        Replies go to the response topic or to a topic named under it
+        (``<response>.<suffix>``, e.g. one per tenant): never to the request
+        topic or another service's topic. The partition must exist; topic
+        sizes are cached, so this is a dict lookup per request.
+        """
+        topic, partition = address.topic, address.partition
+        response = self.bus.topics.response
+        if not (topic == response or topic.startswith(response + ".")):
+            return f"topic {topic[:300]!r} is not {response!r} or a topic named under it"
+        if len(topic) > 249 or not set(topic) <= _TOPIC_CHARS:
+            return f"{topic[:300]!r} is not a valid topic name"
+        if partition < 0:
+            return f"partition {partition} does not exist"
+        cached = self._partitions.get(topic)
+        now = time.monotonic()
+        if cached is None or (partition >= cached[0] and now - cached[1] > _PARTITIONS_TTL):
+            try:
+                count = await self.transport.partition_count(topic)
+            except BrokerUnavailableError:
+                return None  # an outage, not a bad address: the reply path copes
+            except TransportError:
+                # Unknown topic: remembered like a topic without partitions, so a
+                # flood of such requests costs no metadata request each.
+                count = 0
+            cached = (count, now)
+            if len(self._partitions) >= _PARTITIONS_CACHED:  # hostile names must not grow it
+                self._partitions.clear()
+            self._partitions[topic] = cached
+        if cached[0] == 0:
+            return f"topic {topic!r} does not exist"
+        if partition >= cached[0]:
+            return f"topic {topic!r} has no partition {partition} (it has {cached[0]})"
+        return None
+
     async def _reply_failure(
         self,
         address: ReplyAddress,
@@ -531,6 +630,8 @@ class AdapterService:
             hint=exc.hint if isinstance(exc, QueryError) else None,
             retriable=exc.retriable,
         )
+        if isinstance(exc, ResultTooLargeError):
+            info.command, info.rowcount, info.lsn = exc.command, exc.rowcount, exc.lsn
         self.metrics.requests.labels(exc.code).inc()
         self.metrics.errors.labels(exc.code, (sqlstate or "")[:2]).inc()
         # Database messages can quote parameter values ("invalid input syntax
@@ -542,7 +643,16 @@ class AdapterService:
         data = encode(
             QueryFailure(id=correlation_id, error=info, timings=timings, served_by=self.instance_id)
         )
-        await self._send_reply(address, correlation_id, data, deadline, failure=True, client=client)
+        # An expired request costs no copy of its own: a new group, or a backlog
+        # after an outage, must not turn into a flood on the error topic.
+        await self._send_reply(
+            address,
+            correlation_id,
+            data,
+            deadline,
+            copy_to_errors=not isinstance(exc, DeadlineExceededError),
+            client=client,
+        )
 
     async def _send_reply(
         self,
@@ -551,18 +661,29 @@ class AdapterService:
         data: bytes,
         deadline: float | None,
         *,
-        failure: bool,
+        copy_to_errors: bool,
         client: str | None = None,
     ) -> None:
-        """Produce the reply; retry while the caller can still use it.
+        """Produce the reply; if it cannot be produced, dead-letter it.
+
+        While the broker is unreachable the reply is retried until the
+        caller's deadline (nothing else can be produced either); any other
+        refusal gets :data:`_REPLY_ATTEMPTS` tries. Either way the reply then
+        goes to the dead-letter topic with the reason (logged once), so the
+        request's offset can be committed and its slot freed.
 
         The client id travels as a header so that clients sharing a reply
         partition skip each other's replies instead of counting them as late.
+
+        Raises:
+            TransportError: the adapter is stopping and the reply could be
+                neither produced nor dead-lettered (left uncommitted).
         """
         assert self._producer is not None
         headers = [(Headers.CORRELATION_ID, correlation_id.encode())]
         if client:
             headers.append((Headers.CLIENT_ID, client.encode()))
+        attempts = 0
         while True:
             try:
                 await self._producer.send(
@@ -570,14 +691,35 @@ class AdapterService:
                 )
                 break
             except TransportError as exc:
-                if deadline is None or time.time() >= deadline or self._stopping.is_set():
-                    log.error("reply %s could not be produced, giving up: %s", correlation_id, exc)
-                    break
-                log.warning(
-                    "reply %s could not be produced yet (%s); retrying", correlation_id, exc
+                attempts += 1
+                outage = isinstance(exc, BrokerUnavailableError)
+                again = (
+                    deadline is not None and time.time() < deadline
+                    if outage
+                    else exc.retriable and attempts < _REPLY_ATTEMPTS
                 )
-                await asyncio.sleep(_SEND_RETRY_DELAY)
-        if failure:
+                if again and not self._stopping.is_set():
+                    log.debug("reply %s not produced yet (%s); retrying", correlation_id, exc)
+                    await asyncio.sleep(_SEND_RETRY_DELAY)
+                    continue
+                reason = (
+                    f"reply could not be delivered to {address.topic}[{address.partition}] "
+                    f"after {attempts} attempts: {exc}"
+                )
+                log.warning("reply %s dead-lettered: %s", correlation_id, reason)
+                self.metrics.dead_letters.labels("undeliverable_reply").inc()
+                await self._dead_letter_value(
+                    data,
+                    correlation_id.encode(),
+                    [
+                        *headers,
+                        (Headers.REPLY_TOPIC, address.topic.encode()),
+                        (Headers.REPLY_PARTITION, str(address.partition).encode()),
+                    ],
+                    reason,
+                )
+                return
+        if copy_to_errors:
             self._spawn(self._copy_to_error_topic(correlation_id, data))
 
     async def _copy_to_error_topic(self, correlation_id: str, data: bytes) -> None:
@@ -597,28 +739,42 @@ class AdapterService:
                 exc,
             )
 
-    async def _dead_letter(self, record: Record, reason: str) -> None:
-        """Keep an unusable record, with why, on the dead-letter topic.
-
-        Retries until it succeeds or the adapter stops; in the latter case the
-        record stays uncommitted and comes back after a restart.
-        """
-        assert self._producer is not None
+    async def _dead_letter(self, record: Record, reason: str, *, keep_value: bool = True) -> None:
+        """Keep an unusable record, with why, on the dead-letter topic (its
+        value too, unless ``keep_value`` is False or it is too large)."""
         log.warning(
             "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
         )
-        headers = [*record.headers, (Headers.DLQ_REASON, reason.encode()[:1000])]
+        await self._dead_letter_value(
+            record.value if keep_value else None, record.key, record.headers, reason
+        )
+
+    async def _dead_letter_value(
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        reason: str,
+    ) -> None:
+        """Append ``value`` to the dead-letter topic with ``reason`` in a header.
+
+        Retries until it succeeds or the adapter stops; in the latter case
+        the error is raised and the request stays uncommitted, so it comes
+        back after a restart.
+
+        Raises:
+            TransportError: the adapter is stopping and the write failed.
+        """
+        assert self._producer is not None
+        headers = [*headers, (Headers.DLQ_REASON, reason.encode()[:1000])]
         while True:
             try:
                 await self._producer.send(
-                    self.bus.topics.dead_letter, record.value, key=record.key, headers=headers
+                    self.bus.topics.dead_letter, value, key=key, headers=headers
                 )
                 return
             except PayloadTooLargeError:
-                await self._producer.send(
-                    self.bus.topics.dead_letter, None, key=record.key, headers=headers
-                )
-                return
+                value = None  # the reason and the headers still say what it was
             except TransportError as exc:
                 if self._stopping.is_set():
                     raise

@@ -21,8 +21,10 @@ import asyncpg
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from querybus.cli.common import console
 from querybus.client import QueryClient
 from querybus.config import BusSettings, PostgresSettings, TopicNames
 from querybus.errors import QueryBusError
@@ -58,11 +60,13 @@ def bench(
                 pool_size=pool_size,
                 warmup=warmup,
                 external=external,
-                log=None if as_json else Console(stderr=True),
+                log=None if as_json else console(stderr=True),
             )
         )
     except QueryBusError as exc:
-        Console(stderr=True).print(f"[red]bench failed:[/red] {type(exc).__name__}: {exc}")
+        console(stderr=True).print(
+            f"[red]bench failed:[/red] {type(exc).__name__}: {escape(str(exc))}"
+        )
         raise typer.Exit(1) from None
     if as_json:
         print(msgspec.json.encode(report).decode())
@@ -220,4 +224,4 @@ def _print(report: dict[str, Any]) -> None:
         )
     r = report["ratio"]
     table.add_row("bus / direct", f"{r['p50']}x", "", f"{r['p99']}x", f"{r['qps']}x")
-    Console().print(table)
+    console().print(table)

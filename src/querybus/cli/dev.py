@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from querybus.adapter.policy import Policy
 from querybus.adapter.service import AdapterService
 from querybus.adapter.sqlite import SqliteExecutor
+from querybus.cli.common import console as make_console
+from querybus.cli.common import jsonable
 from querybus.client import QueryClient
+from querybus.client.result import Result
 from querybus.config import AdapterSettings, BusSettings
 from querybus.errors import QueryBusError
 from querybus.transport import connect
@@ -31,15 +37,24 @@ def dev(
     db: Annotated[
         str, typer.Option(help="SQLite file (':memory:' for none).")
     ] = "querybus-dev.sqlite3",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per statement, one per line.")
+    ] = False,
 ) -> None:
     """Embedded mode: in-memory bus + SQLite + adapter + SQL prompt, in one process."""
-    sys.exit(asyncio.run(run_dev(db, sys.stdin.isatty())))
+    sys.exit(asyncio.run(run_dev(db, sys.stdin.isatty(), as_json=as_json)))
 
 
-async def run_dev(db: str, interactive: bool, console: Console | None = None) -> int:
+async def run_dev(
+    db: str, interactive: bool, console: Console | None = None, *, as_json: bool = False
+) -> int:
     """Run the prompt until end of input; return the number of failed statements
-    as the exit status (0 when all succeeded), capped at 1."""
-    console = console or Console()
+    as the exit status (0 when all succeeded), capped at 1.
+
+    With ``as_json`` every statement prints one JSON object on one line (the
+    shape of ``querybus query --json``) instead of a table.
+    """
+    console = console or make_console()
     bus = BusSettings(bootstrap_servers="memory://querybus-dev")
     transport = connect(bus.bootstrap_servers)
     adapter = AdapterService(
@@ -47,6 +62,9 @@ async def run_dev(db: str, interactive: bool, console: Console | None = None) ->
         SqliteExecutor(db),
         bus=bus,
         settings=AdapterSettings(group_id="dev", pool_size=1),
+        # The prompt's user owns this SQLite file and types the SQL: there is no
+        # untrusted caller to refuse DDL to, and CREATE TABLE is how one starts.
+        policy=Policy(allow_ddl=True),
     )
     failures = 0
     await adapter.start(http=False)
@@ -68,21 +86,56 @@ async def run_dev(db: str, interactive: bool, console: Console | None = None) ->
                 except QueryBusError as exc:
                     failures += 1
                     code = getattr(exc, "sqlstate", None) or type(exc).__name__
-                    console.print(f"[red]ERROR {code}:[/red] {exc.message}")
+                    if as_json:
+                        _print_json(
+                            console,
+                            {
+                                "ok": False,
+                                "error": type(exc).__name__,
+                                "sqlstate": getattr(exc, "sqlstate", None),
+                                "message": exc.message,
+                            },
+                        )
+                    else:
+                        console.print(f"[red]ERROR {escape(code)}:[/red] {escape(exc.message)}")
+                    continue
+                if as_json:
+                    _print_json(console, _as_json(result))
                     continue
                 if result.columns:
-                    table = Table(*[c.name for c in result.columns])
+                    table = Table(*[escape(c.name) for c in result.columns])
+                    for column in table.columns:
+                        column.overflow = "fold"  # never "…": a cut value is a wrong value
                     for row in result.rows:
-                        table.add_row(*["NULL" if v is None else str(v) for v in row])
-                    console.print(table)
+                        table.add_row(*["NULL" if v is None else escape(str(v)) for v in row])
+                    console.print(table, highlight=False)
                 console.print(
-                    f"[dim]{result.command} · {result.elapsed * 1000:.2f} ms · "
+                    f"[dim]{escape(result.command)} · {result.elapsed * 1000:.2f} ms · "
                     f"correlation id {result.correlation_id}[/dim]"
                 )
     finally:
         await adapter.stop()
         await transport.close()
     return 1 if failures else 0
+
+
+def _as_json(result: Result) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command": result.command,
+        "rowcount": result.rowcount,
+        "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+        "rows": [jsonable(r.as_dict()) for r in result.rows],
+        "correlation_id": result.correlation_id,
+        "elapsed_ms": round(result.elapsed * 1000, 3),
+    }
+
+
+def _print_json(console: Console, value: dict[str, Any]) -> None:
+    # Straight to the console's file, never through rich: JSON must reach the
+    # pipe byte for byte, on one line, whatever the console's width.
+    console.file.write(msgspec.json.encode(value).decode() + "\n")
+    console.file.flush()
 
 
 def _read_line(prompt: str) -> str | None:

@@ -8,25 +8,28 @@ already set.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-import time
 from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from querybus.cli.check import DEFAULT_TIMEOUT, START_HINT, NoAdapterError, run_check
 from querybus.cli.common import (
+    build_params,
+    configure_client_logging,
     configure_logging,
+    console,
     discovery_from_env,
     jsonable,
     load_stack_env,
-    parse_param,
     run,
 )
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
-from querybus.errors import QueryBusError, QueryError
+from querybus.errors import QueryBusError
 
 app = typer.Typer(
     name="querybus",
@@ -35,9 +38,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
 LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")]
 
 
@@ -85,13 +85,52 @@ def serve(
     register: Annotated[
         bool, typer.Option(help="Register in the service registry (QUERYBUS_REGISTRY).")
     ] = True,
+    allow_superuser: Annotated[
+        bool,
+        typer.Option(
+            "--allow-superuser",
+            help="Start even when the database login is a superuser (or has CREATEROLE, or "
+            "may run server programs or read/write server files); also "
+            "QUERYBUS_ALLOW_SUPERUSER=1. Refused by default: such a login lets a caller's SQL "
+            "run programs and read files on the database host. Log in as a dedicated "
+            "non-superuser role instead.",
+        ),
+    ] = False,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run an adapter: consume requests, execute them on PostgreSQL, reply."""
     configure_logging(log_level)
     from querybus.adapter.runner import serve_adapter
 
-    settings = AdapterSettings.from_env()
+    try:
+        settings = adapter_settings(
+            group=group, pool_size=pool_size, http_port=http_port, allow_superuser=allow_superuser
+        )
+        run(
+            serve_adapter(
+                BusSettings.from_env(), PostgresSettings.from_env(), settings, register=register
+            )
+        )
+    except QueryBusError as exc:
+        console(stderr=True).print(
+            f"[red]querybus serve failed:[/red] {type(exc).__name__}: {escape(str(exc))}"
+        )
+        raise typer.Exit(1) from None
+
+
+def adapter_settings(
+    *,
+    group: str | None = None,
+    pool_size: int | None = None,
+    http_port: int | None = None,
+    allow_superuser: bool = False,
+) -> AdapterSettings:
+    """The settings ``querybus serve`` runs with: the environment's
+    (:meth:`AdapterSettings.from_env`), overridden by the options given.
+
+    Raises:
+        ConfigurationError: an environment variable is invalid.
+    """
     overrides: dict[str, Any] = {}
     if group is not None:
         overrides["group_id"] = group
@@ -99,73 +138,59 @@ def serve(
         overrides["pool_size"] = pool_size
     if http_port is not None:
         overrides["http_port"] = http_port
-    if overrides:
-        settings = AdapterSettings(**{**_fields(settings), **overrides})
-    try:
-        run(
-            serve_adapter(
-                BusSettings.from_env(), PostgresSettings.from_env(), settings, register=register
-            )
-        )
-    except QueryBusError as exc:
-        err.print(f"[red]querybus serve failed:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
+    if allow_superuser:
+        # The flag only ever turns it on; without it QUERYBUS_ALLOW_SUPERUSER decides.
+        overrides["allow_superuser"] = True
+    return dataclasses.replace(AdapterSettings.from_env(), **overrides)
 
 
 @app.command()
 def check(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 30.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait in all: for an adapter to register (with a registry) "
+            "and for its answer.",
+            min=0.1,
+        ),
+    ] = DEFAULT_TIMEOUT,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Send a test query through the bus; exit 0 when an adapter answered it correctly."""
-    from querybus.client import QueryClient
+    """Send a test query through the bus; exit 0 when an adapter answered it correctly.
 
-    async def go() -> dict[str, Any]:
-        async with (
-            discovery_from_env() as registry,
-            QueryClient(BusSettings.from_env(), timeout=timeout, registry=registry) as client,
-        ):
-            started = time.perf_counter()
-            result = await client.query(
-                "SELECT 1 AS ok, now() AS server_time", operation_type="SELECT", timeout=timeout
-            )
-            elapsed = time.perf_counter() - started
-            if len(result.rows) != 1 or result.rows[0]["ok"] != 1:
-                raise QueryError(f"unexpected answer: {result.rows!r}")
-            return {
-                "ok": True,
-                "response_ms": round(elapsed * 1000, 2),
-                "correlation_id": result.correlation_id,
-                "served_by": result.served_by,
-                "target": result.route.target if result.route else None,
-                "request_topic": client.request_topic,
-            }
+    When the registry (QUERYBUS_REGISTRY) shows no adapter this is said at
+    once; the check exits 1 when none registered or answered within --timeout.
+    """
+    configure_client_logging()
+    err = console(stderr=True)
+
+    def notify(note: str) -> None:
+        if not as_json:
+            err.print(note, markup=False, highlight=False)
 
     try:
-        report = run(go())
+        report = run(run_check(BusSettings.from_env(), timeout=timeout, notify=notify))
     except QueryBusError as exc:
         if as_json:
-            print(
-                msgspec.json.encode(
-                    {"ok": False, "error": type(exc).__name__, "message": str(exc)}
-                ).decode()
-            )
+            failure: dict[str, Any] = {"ok": False, "error": type(exc).__name__}
+            if isinstance(exc, NoAdapterError):
+                failure.update(reason=exc.reason, hint=START_HINT)
+            failure["message"] = str(exc)
+            print(msgspec.json.encode(failure).decode())
         else:
-            err.print(f"[red]✗ querybus check failed:[/red] {type(exc).__name__}: {exc}")
+            err.print("[red]✗ querybus check failed:[/red] ", end="")
+            err.print(f"{type(exc).__name__}: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None
     if as_json:
         print(msgspec.json.encode(report).decode())
     else:
-        out.print(
+        console().print(
             f"[green]✓ query executed successfully[/green]\n"
             f"  response time:  {report['response_ms']} ms\n"
             f"  correlation id: {report['correlation_id']}\n"
             f"  served by:      {report['served_by']} ({report['target']})\n"
-            f"  request topic:  {report['request_topic']}"
+            f"  request topic:  {report['request_topic']}",
+            highlight=False,
         )
 
 
@@ -174,10 +199,25 @@ def query(
     sql: Annotated[str, typer.Argument(help="One SQL statement, with $1, $2… placeholders.")],
     params: Annotated[
         list[str] | None,
-        typer.Argument(help="Parameters: 41 is an int, 4.5 a float, true/false/null, {…} JSON."),
+        typer.Argument(
+            help="Parameters: 41 is an int and 4.5 a float only when they read back exactly "
+            "as typed (02134, 1e3, 1.50 are text), true/false, null, {…}/[…] JSON, "
+            "anything else text. See --param-type and docs/cli.md."
+        ),
+    ] = None,
+    param_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param-type",
+            "-t",
+            help="N=TYPE: send parameter $N as TYPE (text, int, float, numeric, bool, json, "
+            "date, time, timestamp, uuid, bytea), e.g. -t 1=text. Repeatable.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    raw: Annotated[bool, typer.Option("--raw", help="Send every parameter as text.")] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send every parameter without a --param-type as text.")
+    ] = False,
     operation_type: Annotated[
         str | None,
         typer.Option(
@@ -190,7 +230,10 @@ def query(
     """Run one statement through the bus and print its rows."""
     from querybus.client import QueryClient
 
-    values = [p if raw else parse_param(p) for p in (params or [])]
+    values = build_params(params or [], param_type or [], raw=raw)
+    configure_client_logging()
+    out = console()
+    err = console(stderr=True)
 
     async def go() -> Any:
         async with (
@@ -217,10 +260,11 @@ def query(
                 ).decode()
             )
         else:
-            err.print(f"[red]ERROR[/red] {sqlstate or type(exc).__name__}: {exc.message}")
+            err.print(f"[red]ERROR[/red] {sqlstate or type(exc).__name__}: ", end="")
+            err.print(exc.message, markup=False, highlight=False)
             for extra in ("detail", "hint"):
                 if getattr(exc, extra, None):
-                    err.print(f"  {extra.upper()}: {getattr(exc, extra)}")
+                    err.print(f"  {extra.upper()}: {getattr(exc, extra)}", markup=False)
         raise typer.Exit(1) from None
     if as_json:
         print(
@@ -240,15 +284,25 @@ def query(
         )
         return
     if result.columns:
-        table = Table(*[f"{c.name}\n[dim]{c.type}[/dim]" for c in result.columns])
+        table = Table(*[f"{_escape(c.name)}\n[dim]{_escape(c.type)}[/dim]" for c in result.columns])
+        for column in table.columns:
+            column.overflow = "fold"  # never "…": a cut value is a wrong value
         for row in result.rows:
-            table.add_row(*["[dim]NULL[/dim]" if v is None else str(v) for v in row])
-        out.print(table)
+            table.add_row(*["[dim]NULL[/dim]" if v is None else _escape(str(v)) for v in row])
+        out.print(table, highlight=False)
+        rows = len(result.rows)
+        out.print(f"({rows} row{'' if rows == 1 else 's'})", highlight=False)
     target = f" on {result.route.target}" if result.route else ""
     out.print(
-        f"[dim]{result.command}  ·  {result.elapsed * 1000:.1f} ms{target}  ·  "
-        f"correlation id {result.correlation_id}[/dim]"
+        f"[dim]{_escape(result.command)}  ·  {result.elapsed * 1000:.1f} ms{target}  ·  "
+        f"correlation id {result.correlation_id}[/dim]",
+        highlight=False,
     )
+
+
+def _escape(text: str) -> str:
+    # A value such as "[red]" or "[/]" must print as itself, not as markup.
+    return escape(text)
 
 
 def main() -> None:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from querybus.cli.common import console
 from querybus.errors import ConfigurationError, QueryBusError
 from querybus.registry import (
     HealthStatus,
@@ -34,8 +36,6 @@ from querybus.registry import (
 __all__ = ["registry_app"]
 
 registry_app = typer.Typer(no_args_is_help=True, add_completion=False)
-_out = Console()
-_err = Console(stderr=True)
 
 _STYLE = {
     HealthStatus.PASSING: "green",
@@ -60,6 +60,11 @@ def _as_dict(instance: ServiceInstance, now: float) -> dict[str, Any]:
     }
 
 
+def _prefix_note() -> str:
+    prefix = os.environ.get("QUERYBUS_TOPIC_PREFIX", "")
+    return f" (topic prefix {prefix!r})" if prefix else ""
+
+
 def _with_backend(use: Callable[[RegistryBackend], Awaitable[int]]) -> None:
     """Open the configured backend, run ``use`` and exit with its code.
 
@@ -78,7 +83,7 @@ def _with_backend(use: Callable[[RegistryBackend], Awaitable[int]]) -> None:
     try:
         code = asyncio.run(main())
     except QueryBusError as exc:
-        _err.print(f"[red]registry error:[/red] {exc}")
+        console(stderr=True).print(f"[red]registry error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         code = 0
@@ -102,7 +107,10 @@ def ls(
         try:
             wanted = HealthStatus(status.lower())
         except ValueError:
-            _err.print(f"[red]unknown status {status!r}[/red]: use passing, warning or critical")
+            console(stderr=True).print(
+                f"[red]unknown status {escape(repr(status))}[/red]: "
+                "use passing, warning or critical"
+            )
             raise typer.Exit(2) from None
 
     async def use(backend: RegistryBackend) -> int:
@@ -114,24 +122,42 @@ def ls(
             # print(), not rich: JSON must reach the pipe byte for byte.
             print(json.dumps([_as_dict(i, now) for i in found], indent=2))
             return 0
+        out = console()
         if backend.kind == "memory":
-            _err.print(
+            console(stderr=True).print(
                 "[yellow]QUERYBUS_REGISTRY is memory: only this process's registrations "
                 "are visible (set it to kafka, etcd or consul)[/yellow]"
             )
+        if not found:
+            # A plain sentence, not an empty table: "nothing" must read as nothing.
+            filters = ", ".join(
+                f"{label} {value}"
+                for label, value in (("name", name), ("type", service_type), ("status", status))
+                if value is not None
+            )
+            where = f"the {backend.kind} registry{_prefix_note()}"
+            out.print(
+                f"no instance in {where} matches {filters}"
+                if filters
+                else f"nothing is registered in {where}",
+                markup=False,
+                highlight=False,
+            )
+            return 0
         table = Table(title=f"registry ({backend.kind})")
         for column in ("name", "instance", "type", "status", "endpoint", "last heartbeat"):
-            table.add_column(column)
+            # fold, never "…": a cut id or name cannot be copied or grepped.
+            table.add_column(column, overflow="fold")
         for i in found:
             table.add_row(
-                i.name,
-                i.instance_id,
-                i.service_type,
+                escape(i.name),
+                escape(i.instance_id),
+                escape(i.service_type),
                 f"[{_STYLE[i.status]}]{i.status.value}[/]",
-                i.endpoint,
+                escape(i.endpoint),
                 f"{max(0.0, now - i.last_heartbeat):.1f}s ago",
             )
-        _out.print(table)
+        out.print(table, highlight=False)
         return 0
 
     _with_backend(use)
@@ -145,6 +171,7 @@ def watch(
     """Print instances as they are added, updated and removed (Ctrl-C stops)."""
 
     async def use(backend: RegistryBackend) -> int:
+        out = console()
         events = RegistryClient(backend).watch(name)
         try:
             async for event in events:
@@ -156,9 +183,11 @@ def watch(
                     )
                     continue
                 i = event.instance
-                _out.print(
-                    f"{time.strftime('%H:%M:%S')} {event.kind.value:<8} {i.name} {i.instance_id} "
-                    f"[{_STYLE[i.status]}]{i.status.value}[/] {i.endpoint}"
+                out.print(
+                    f"{time.strftime('%H:%M:%S')} {event.kind.value:<8} {escape(i.name)} "
+                    f"{escape(i.instance_id)} [{_STYLE[i.status]}]{i.status.value}[/] "
+                    f"{escape(i.endpoint)}",
+                    highlight=False,
                 )
         finally:
             with contextlib.suppress(QueryBusError):
@@ -199,10 +228,10 @@ def announce_replica(
     try:
         address, metadata = announcement(dsn, weight=weight, group=group, endpoint=endpoint)
     except ConfigurationError as exc:
-        _err.print(f"[red]bad replica:[/red] {exc}")
+        console(stderr=True).print(f"[red]bad replica:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if ttl <= 0:
-        _err.print("[red]--ttl must be positive[/red]")
+        console(stderr=True).print("[red]--ttl must be positive[/red]")
         raise typer.Exit(2)
 
     async def use(backend: RegistryBackend) -> int:

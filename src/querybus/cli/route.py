@@ -13,17 +13,16 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from querybus.cli.common import console
 from querybus.errors import QueryBusError
 from querybus.routing.classify import Classifier, FunctionCatalog
 
 __all__ = ["route_app"]
 
 route_app = typer.Typer(no_args_is_help=True, add_completion=False)
-_out = Console()
-_err = Console(stderr=True)
 
 
 @route_app.callback()
@@ -60,20 +59,24 @@ def explain(
         try:
             functions = asyncio.run(_load_catalog())
         except QueryBusError as exc:
-            _err.print(f"[red]cannot read the function catalog:[/red] {exc}")
+            console(stderr=True).print(
+                f"[red]cannot read the function catalog:[/red] {escape(str(exc))}"
+            )
             raise typer.Exit(1) from exc
     result = Classifier(functions).classify(sql).as_dict()
     if as_json:
         typer.echo(json.dumps(result))
         return
     table = Table(show_header=False, box=None)
+    table.add_column()
+    table.add_column(overflow="fold")
     complexity = result["complexity"]
     assert isinstance(complexity, dict)
     color = "yellow" if result["target"] == "primary" else "green"
     table.add_row("target", f"[{color}]{result['target']}[/{color}]")
-    table.add_row("reason", str(result["reason"]))
+    table.add_row("reason", escape(str(result["reason"])))
     if result["detail"]:
-        table.add_row("detail", str(result["detail"]))
+        table.add_row("detail", escape(str(result["detail"])))
     table.add_row("complexity", f"{complexity['class']} (score {complexity['score']})")
-    table.add_row("fingerprint", str(result["fingerprint"]) or "-")
-    _out.print(table)
+    table.add_row("fingerprint", escape(str(result["fingerprint"])) or "-")
+    console().print(table, highlight=False)

@@ -366,8 +366,17 @@ class QueryClient:
         elapsed = time.perf_counter() - started
         if isinstance(reply, QueryFailure):
             e = reply.error
+            if e.lsn:  # a statement that ran and wrote, though its rows did not fit
+                self._note_lsn(e.lsn)
             err = error_from_wire(
-                e.code, e.message, sqlstate=e.sqlstate, detail=e.detail, hint=e.hint
+                e.code,
+                e.message,
+                sqlstate=e.sqlstate,
+                detail=e.detail,
+                hint=e.hint,
+                command=e.command,
+                rowcount=e.rowcount,
+                lsn=e.lsn,
             )
             err.correlation_id = cid  # type: ignore[attr-defined]
             raise err

@@ -40,8 +40,21 @@ def peek_version(data: bytes) -> int:
     """
     try:
         return _version_decoder.decode(data).v
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ProtocolError(f"not a querybus message: {exc}") from exc
+    except _DECODE_ERRORS as exc:
+        raise ProtocolError(f"not a querybus message: {_why(exc)}") from exc
+
+
+# What msgspec raises for bytes it cannot decode: malformed or mistyped JSON,
+# invalid UTF-8 inside a string, nesting deeper than its recursion guard.
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "values nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "a string is not valid UTF-8"
+    return str(exc)
 
 
 def _check_version(data: bytes, exc: Exception) -> None:
@@ -61,9 +74,9 @@ def decode_request(data: bytes) -> QueryRequest:
     """
     try:
         req = _request_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except _DECODE_ERRORS as exc:
         _check_version(data, exc)
-        raise ProtocolError(f"invalid request: {exc}") from exc
+        raise ProtocolError(f"invalid request: {_why(exc)}") from exc
     if req.v != SCHEMA_VERSION:
         raise ProtocolError(
             f"unsupported schema version {req.v} (this reader speaks {SCHEMA_VERSION})"
@@ -79,9 +92,9 @@ def decode_reply(data: bytes) -> Reply:
     """
     try:
         reply = _reply_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except _DECODE_ERRORS as exc:
         _check_version(data, exc)
-        raise ProtocolError(f"invalid reply: {exc}") from exc
+        raise ProtocolError(f"invalid reply: {_why(exc)}") from exc
     if reply.v != SCHEMA_VERSION:
         raise ProtocolError(
             f"unsupported schema version {reply.v} (this reader speaks {SCHEMA_VERSION})"

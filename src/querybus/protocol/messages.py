@@ -190,6 +190,10 @@ class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
         detail: the database's DETAIL, if any.
         hint: the database's HINT, if any.
         retriable: whether sending the same request again can succeed.
+        command: with ``result_too_large``: the statement's command tag (it ran).
+        rowcount: with ``result_too_large``: rows it returned or changed.
+        lsn: with ``result_too_large``: its commit position, when it wrote
+            through a routing adapter (read-your-writes).
     """
 
     code: str
@@ -198,6 +202,9 @@ class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     detail: str | None = None
     hint: str | None = None
     retriable: bool = False
+    command: str | None = None
+    rowcount: int | None = None
+    lsn: str | None = None
 
 
 class QueryFailure(msgspec.Struct, kw_only=True, tag_field="status", tag="error"):

@@ -102,8 +102,23 @@ def _time(s: str) -> dt.time:
     return dt.time.fromisoformat(s)
 
 
+# PostgreSQL's numeric holds up to 131072 digits before the point and 16383
+# after it. Anything wider is refused here: turning "1e999999" into an integer
+# for an int4 parameter would hold the event loop for seconds.
+_NUMERIC_DIGITS = 131_072 + 16_383
+
+
+def _decimal(text: str) -> Decimal:
+    if not isinstance(text, str) or len(text) > _NUMERIC_DIGITS + 16:
+        raise ValueError("not a numeric")
+    value = Decimal(text)
+    if value.is_finite() and not -16_383 <= value.adjusted() < 131_072:
+        raise ValueError("numeric out of PostgreSQL's range")
+    return value
+
+
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "$dec": Decimal,
+    "$dec": _decimal,
     "$uuid": UUID,
     "$bytes": lambda v: base64.b64decode(v, validate=True),
     "$dt": dt.datetime.fromisoformat,
@@ -131,7 +146,7 @@ def decode_value(v: Any) -> Any:
             raise ProtocolError(f"unknown value tag {tag!r}")
         try:
             return dec(payload)
-        except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
+        except Exception as exc:  # any payload of the wrong shape is the sender's mistake
             raise ProtocolError(f"malformed {tag} value") from exc
     if t is list:
         return [decode_value(x) for x in v]

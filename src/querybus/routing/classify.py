@@ -22,9 +22,10 @@ or that we cannot prove harmless goes to the primary.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pglast import ast, parse_sql
 from pglast.parser import ParseError, fingerprint
@@ -37,6 +38,7 @@ from querybus.routing.functions import (
     AGGREGATES,
     KNOWN_SAFE,
     KNOWN_VOLATILE,
+    REFUSED_FUNCTIONS,
     SEQUENCE_FUNCTIONS,
     VOLATILE_READ_SAFE,
 )
@@ -50,6 +52,43 @@ __all__ = [
     "analyze",
     "classify",
 ]
+
+T = TypeVar("T")
+
+# pglast builds its tree with C recursion, one level per nesting level of the
+# statement: `SELECT 1+1+…+1` with ~25,000 terms (50 KB, well under the SQL
+# length limit) overflows the main thread's 8 MB stack and kills the process.
+# SQL longer than _INLINE_LIMIT characters (too short to nest that deep) is
+# therefore parsed on a thread with a stack large enough for the longest SQL
+# an adapter accepts. The caller waits for it: the cost is a thread start, for
+# long statements only, and parses are cached.
+_INLINE_LIMIT = 8192
+_BIG_STACK = 512 * 1024 * 1024  # address space only: pages are used as touched
+
+
+def _on_big_stack(fn: Callable[[str], T], sql: str) -> T:
+    if len(sql) <= _INLINE_LIMIT:
+        return fn(sql)
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(fn(sql))
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome.append(exc)
+
+    previous = threading.stack_size(_BIG_STACK)
+    try:
+        thread = threading.Thread(target=run, name="querybus-parse", daemon=True)
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    thread.join()
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result  # type: ignore[no-any-return]
+
 
 _DML: dict[type, OperationType] = {
     ast.SelectStmt: OperationType.SELECT,
@@ -148,8 +187,13 @@ class StatementInfo:
         writes: whether it writes (DML other than a plain SELECT, a CTE that
             writes, SELECT INTO, DDL, …).
         statement_type: the parse node's name (``SelectStmt``, ``VariableSetStmt``…).
-        refusal: why an adapter must not run it at all (transaction control,
-            session settings, COPY), else None.
+        refusal: why an adapter must never run it, whatever its settings
+            (session control, code execution, server administration, a
+            refused function anywhere in the tree), else None.
+        needs_ddl: it changes the schema or the server's state (DDL, SELECT
+            INTO, maintenance, any statement type not known to be plain
+            DML/SELECT/SHOW/EXPLAIN/CALL/NOTIFY): only adapters with DDL
+            enabled run it.
         session_safe: running it cannot leave state in the database session
             (settings, advisory locks, temporary tables), so the connection
             needs no reset before the next request uses it.
@@ -160,29 +204,62 @@ class StatementInfo:
     writes: bool
     statement_type: str = ""
     refusal: str | None = None
+    needs_ddl: bool = False
     session_safe: bool = False
 
 
-# Statements an adapter refuses whatever the caller declares. Each request runs
-# alone, in autocommit, on a pooled connection that is reset afterwards, so
-# transaction control and session state cannot carry over to the caller's next
-# request: refusing them is honest, running them would silently do nothing.
-# COPY cannot stream over the bus (STDIN/STDOUT), and its file and PROGRAM forms
-# act on the database server's file system and shell.
-_SESSION_CONTROL = (
-    "TransactionStmt", "VariableSetStmt", "DiscardStmt", "ListenStmt", "UnlistenStmt",
-    "PrepareStmt", "ExecuteStmt", "DeallocateStmt", "LoadStmt", "DeclareCursorStmt",
-    "FetchStmt", "ClosePortalStmt", "LockStmt",
-)  # fmt: skip
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# Statements an adapter refuses whatever the caller declares and whatever the
+# adapter allows; docs/security.md lists each with the threat it stops.
+_SESSION = (
+    "it changes or depends on the database session, and each request runs alone on a "
+    "pooled connection that must be left exactly as it was found"
+)
 _REFUSALS: dict[str, str] = {
-    **{
-        name: "it only makes sense within a session, and each request runs alone in "
-        "autocommit on a pooled connection that is reset afterwards"
-        for name in _SESSION_CONTROL
-    },
+    **dict.fromkeys(
+        _words(
+            "TransactionStmt VariableSetStmt DiscardStmt ListenStmt UnlistenStmt PrepareStmt "
+            "ExecuteStmt DeallocateStmt DeclareCursorStmt FetchStmt ClosePortalStmt LockStmt "
+            "ConstraintsSetStmt"
+        ),
+        _SESSION,
+    ),
+    "DoStmt": "it runs procedural code that the adapter's checks cannot see into",
     "CopyStmt": "COPY cannot stream over the bus, and its file and PROGRAM forms act on "
     "the database server itself",
+    "LoadStmt": "it loads a shared library into the server process",
+    "AlterSystemStmt": "it changes the server's configuration",
+    **dict.fromkeys(
+        _words(
+            "CreateRoleStmt AlterRoleStmt AlterRoleSetStmt DropRoleStmt GrantRoleStmt "
+            "CreatedbStmt DropdbStmt AlterDatabaseStmt AlterDatabaseSetStmt "
+            "AlterDatabaseRefreshCollStmt ReassignOwnedStmt DropOwnedStmt "
+            "CreateTableSpaceStmt DropTableSpaceStmt AlterTableSpaceOptionsStmt "
+            "CreateUserMappingStmt AlterUserMappingStmt DropUserMappingStmt "
+            "CreateFdwStmt AlterFdwStmt CreateForeignServerStmt AlterForeignServerStmt "
+            "ImportForeignSchemaStmt CreateSubscriptionStmt AlterSubscriptionStmt "
+            "DropSubscriptionStmt CreateEventTrigStmt AlterEventTrigStmt "
+            "CheckPointStmt"
+        ),
+        "it administers roles, databases, languages or the server, which is never done "
+        "through the bus",
+    ),
 }
+
+# Statement types that are neither DDL nor refused: anything else needs DDL enabled.
+_PLAIN = (
+    ast.SelectStmt,
+    ast.InsertStmt,
+    ast.UpdateStmt,
+    ast.DeleteStmt,
+    ast.MergeStmt,
+    ast.VariableShowStmt,
+    ast.CallStmt,
+    ast.NotifyStmt,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +448,7 @@ class Classifier:
         if hit is not None:
             return hit
         try:
-            fp = fingerprint(sql)
+            fp = _on_big_stack(fingerprint, sql)
         except ParseError as exc:
             result = _unparsable(str(exc))
         else:
@@ -389,7 +466,7 @@ class Classifier:
 
     def _classify_uncached(self, sql: str, fp: str) -> Classification:
         try:
-            stmts = parse_sql(sql)
+            stmts = _on_big_stack(parse_sql, sql)
         except ParseError as exc:
             return _unparsable(str(exc))
         if not stmts:
@@ -506,7 +583,7 @@ def analyze(sql: str) -> StatementInfo:
         RequestRejectedError: the SQL does not parse or is empty.
     """
     try:
-        stmts = parse_sql(sql)
+        stmts = _on_big_stack(parse_sql, sql)
     except ParseError as exc:
         raise RequestRejectedError(f"SQL does not parse: {exc}") from exc
     if not stmts:
@@ -521,15 +598,39 @@ def analyze(sql: str) -> StatementInfo:
         writes = getattr(top, "intoClause", None) is not None or _contains_write(top)
     else:
         writes = op is not OperationType.OTHER or _contains_write(top)
-    kind = type(top).__name__
     return StatementInfo(
         statement_count=len(stmts),
         operation=op,
         writes=writes,
-        statement_type=kind,
-        refusal=_REFUSALS.get(kind),
+        statement_type=type(top).__name__,
+        refusal=_refusal(top),
+        needs_ddl=_needs_ddl(top),
         session_safe=_session_safe(top, op),
     )
+
+
+def _refusal(top: ast.Node) -> str | None:
+    """Why ``top`` must never run, looking at its type and at every node below it."""
+    kind = type(top).__name__
+    if kind in _REFUSALS:
+        return f"{kind} is not allowed: {_REFUSALS[kind]}"
+    for node in _walk(top):
+        if isinstance(node, ast.FuncCall):
+            name = _func_name(node).lower()
+            reason = REFUSED_FUNCTIONS.get(name)
+            if reason is not None:
+                return f"calling {name}() is not allowed: {reason}"
+        elif type(node).__name__ in _REFUSALS:  # EXPLAIN ANALYZE of a refused statement
+            return _refusal(node)
+    return None
+
+
+def _needs_ddl(top: ast.Node) -> bool:
+    if isinstance(top, ast.ExplainStmt):
+        return top.query is None or _needs_ddl(top.query)
+    if not isinstance(top, _PLAIN):
+        return True
+    return getattr(top, "intoClause", None) is not None  # SELECT INTO creates a table
 
 
 # Functions that cannot leave state in the session: the known built-ins

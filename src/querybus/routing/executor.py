@@ -17,7 +17,7 @@ from typing import Any
 
 from querybus.adapter.executor import Outcome
 from querybus.adapter.idempotency import IdempotencySettings, IdempotencyStore
-from querybus.adapter.postgres import prepare_idempotency, run_on_connection
+from querybus.adapter.postgres import check_login, prepare_idempotency, run_on_connection
 from querybus.errors import (
     NoEligibleTargetError,
     OperationalError,
@@ -85,6 +85,9 @@ class RoutingExecutor:
         idempotency: the durable idempotency store, on the primary (default:
             on, table ``querybus_idempotency``, keys kept 24 h); see
             :mod:`querybus.adapter.idempotency`.
+        allow_superuser: start even when the login is a superuser (see
+            :func:`~querybus.adapter.postgres.check_login`).
+        reset_every_request: reset and check the session after every request.
 
     ``metrics`` and ``on_decision`` are also plain attributes, so a service
     built after its executor can attach them before ``start()``.
@@ -104,8 +107,12 @@ class RoutingExecutor:
         strategy: Strategy | None = None,
         pool_size: int | None = None,
         idempotency: IdempotencySettings | None = None,
+        allow_superuser: bool = False,
+        reset_every_request: bool = False,
     ) -> None:
         settings = settings or RoutingSettings()
+        self._allow_superuser = allow_superuser
+        self._reset_every_request = reset_every_request
         if pool_size is not None:
             settings = dataclasses.replace(settings, pool_size=pool_size)
         self.settings = settings
@@ -184,14 +191,17 @@ class RoutingExecutor:
             QueryError: the idempotency table cannot be created on the primary.
         """
         await self.primary.open()
-        if self.idempotency is not None:
-            # Only the primary ever writes it (replicas get it by replication).
-            try:
-                async with self.primary.connection(self.settings.max_statement_timeout) as conn:
+        try:
+            async with self.primary.connection(self.settings.max_statement_timeout) as conn:
+                # Replicas have the same roles (they replicate the catalog).
+                await check_login(conn, allow_superuser=self._allow_superuser)
+                if self.idempotency is not None:
+                    # Only the primary ever writes it (replicas get it by replication).
                     await prepare_idempotency(conn, self.idempotency)
-            except BaseException:
-                await self.primary.close()
-                raise
+        except BaseException:
+            await self.primary.close()
+            raise
+        if self.idempotency is not None:
             self.idempotency.start_cleanup(
                 lambda: self.primary.connection(self.settings.max_statement_timeout)
             )
@@ -438,6 +448,7 @@ class RoutingExecutor:
                     params,
                     timeout=_left(deadline),
                     session_timeout=self.settings.max_statement_timeout,
+                    reset=self._reset_every_request,
                 )
         except TargetBusyError:
             # The replica's pool is busy: as when it has not replayed in time,
@@ -474,6 +485,7 @@ class RoutingExecutor:
                 timeout=_left(deadline),
                 session_timeout=self.settings.max_statement_timeout,
                 idempotency=idempotency,
+                reset=self._reset_every_request,
             )
             if want_lsn:
                 # Read after the commit (also of a stored outcome's original,

@@ -21,6 +21,7 @@ __all__ = [
     "AGGREGATES",
     "KNOWN_SAFE",
     "KNOWN_VOLATILE",
+    "REFUSED_FUNCTIONS",
     "SEQUENCE_FUNCTIONS",
     "VOLATILE_READ_SAFE",
 ]
@@ -133,3 +134,51 @@ KNOWN_SAFE = _names(
     bool date
     """
 )
+
+
+_HIDDEN_SQL = "it runs SQL text that the adapter's checks never see"
+_SERVER_FILES = "it reads or writes files on the database server"
+_OTHER_SESSIONS = (
+    "it signals other sessions, which run as the same login role (other callers' "
+    "requests, other adapters' connections)"
+)
+_SERVER_STATE = "it changes the state of the whole server"
+
+#: Functions an adapter refuses wherever they appear in a statement, whatever
+#: the caller's rights, with the reason given to the caller. Privileges stop
+#: most of them already (the adapter's login is no superuser); refusing them by
+#: parse tree stops them before anything runs and says why.
+REFUSED_FUNCTIONS: dict[str, str] = {
+    # Even transaction-local, set_config can switch role or session
+    # authorization for the rest of the statement, or forge the settings that
+    # row-level security policies read (request.jwt.claims).
+    "set_config": "it changes session settings (role, search_path, claims, timeouts)",
+    **dict.fromkeys(
+        _names(
+            "query_to_xml query_to_xmlschema query_to_xml_and_xmlschema cursor_to_xml "
+            "cursor_to_xmlschema ts_stat ts_rewrite dblink dblink_exec dblink_open "
+            "dblink_send_query dblink_connect dblink_connect_u"
+        ),
+        _HIDDEN_SQL,
+    ),
+    **dict.fromkeys(
+        _names(
+            "pg_read_file pg_read_binary_file pg_ls_dir pg_stat_file pg_ls_logdir "
+            "pg_ls_waldir pg_ls_tmpdir pg_ls_archive_statusdir lo_import lo_export "
+            "pg_file_write pg_file_rename pg_file_unlink"
+        ),
+        _SERVER_FILES,
+    ),
+    **dict.fromkeys(("pg_terminate_backend", "pg_cancel_backend"), _OTHER_SESSIONS),
+    **dict.fromkeys(
+        _names(
+            "pg_reload_conf pg_rotate_logfile pg_switch_wal pg_promote pg_create_restore_point "
+            "pg_wal_replay_pause pg_wal_replay_resume pg_backup_start pg_backup_stop "
+            "pg_create_physical_replication_slot pg_create_logical_replication_slot "
+            "pg_drop_replication_slot pg_replication_origin_create pg_stat_reset "
+            "pg_stat_reset_shared pg_stat_reset_slru pg_stat_reset_single_table_counters "
+            "pg_stat_reset_single_function_counters pg_import_system_collations"
+        ),
+        _SERVER_STATE,
+    ),
+}

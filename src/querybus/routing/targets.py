@@ -151,12 +151,23 @@ def replica_dsn(primary_dsn: str, host: str, port: int, *, database: str | None 
     return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
 
 
+#: SQLSTATEs outside class 08 (connection exception) that say the server
+#: itself is going away or refuses connections.
+_SERVER_DOWN = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
 def is_target_failure(exc: BaseException) -> bool:
     """Whether ``exc`` says the *server* failed (retry elsewhere, ban it) rather
-    than the statement (the same error would come from any server)."""
-    if isinstance(exc, QueryCanceledError):
-        return False  # our own deadline: another server would not be faster
-    return isinstance(exc, OperationalError)
+    than the statement (the same error would come from any server).
+
+    Only connection failures count: a caller can provoke any other error
+    (out of memory, a cancelled statement, bad parameters) on purpose, and
+    must not be able to take a healthy server out of rotation that way.
+    """
+    if not isinstance(exc, OperationalError) or isinstance(exc, QueryCanceledError):
+        return False
+    sqlstate = exc.sqlstate or ""
+    return sqlstate.startswith("08") or sqlstate in _SERVER_DOWN
 
 
 @dataclass(eq=False)

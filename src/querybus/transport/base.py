@@ -16,10 +16,20 @@ Semantics both must keep:
 * A :class:`PartitionReader` is assigned partitions manually — no group, no
   rebalance. Its start position ("end" or "beginning") is resolved during
   ``start()``, so a record appended after ``start()`` returns is never missed.
+* ``Producer.send`` stamps the record with the bus's clock, or with the
+  ``timestamp`` it is given (Kafka's ``CreateTime``; a topic configured with
+  ``message.timestamp.type=LogAppendTime`` keeps the broker's clock instead).
 * A :class:`GroupConsumer` shares its topics' partitions with the other
-  members of its group. After a (re)assignment it resumes from the group's
-  committed offset, or from the earliest offset when none is committed.
-  Records are only committed by :meth:`GroupConsumer.commit`.
+  members of its group. After every (re)assignment, each partition it is given
+  resumes from the group's committed offset. A partition the group has *no*
+  committed offset for starts at the earliest offset when the member was made
+  with ``start_lookback=None``; with ``start_lookback=S`` it starts at the
+  first record stamped at or after "now minus S seconds" (Kafka's offsets by
+  timestamp), or at the end of the partition when there is no such record.
+  So a new group neither works through old history nor loses what was sent
+  during the last S seconds; this holds as well for a partition that moves to
+  the member in a later rebalance before anybody committed it. Records are
+  only committed by :meth:`GroupConsumer.commit`.
   ``on_revoke`` is awaited before partitions are taken away, so the member
   can finish and commit its in-flight work first.
 * All failures surface as :class:`~querybus.errors.TransportError`
@@ -101,8 +111,18 @@ class Producer(Protocol):
         key: bytes | None = None,
         partition: int | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        timestamp: float | None = None,
     ) -> RecordMetadata:
         """Append one record and wait until it is acknowledged.
+
+        Args:
+            topic: the topic to append to.
+            value: the payload; None for a tombstone.
+            key: records with the same key land in the same partition.
+            partition: an explicit partition instead of the key's.
+            headers: (name, value) pairs, in order.
+            timestamp: seconds since the epoch to stamp the record with;
+                None stamps it with the current time.
 
         Raises:
             TransportError: the record could not be appended (``PayloadTooLargeError``
@@ -178,7 +198,26 @@ class Transport(Protocol):
         *,
         on_revoke: RevokeCallback | None = None,
         max_poll_interval: float = 300.0,
-    ) -> GroupConsumer: ...
+        start_lookback: float | None = None,
+    ) -> GroupConsumer:
+        """A member of ``group_id`` consuming ``topics`` (not started).
+
+        Args:
+            topics: the topics whose partitions the group shares.
+            group_id: the consumer group.
+            on_revoke: awaited with the partitions about to be taken away.
+            max_poll_interval: seconds between two ``getmany`` calls before the
+                member is considered stuck and its partitions are reassigned.
+            start_lookback: where a partition *without* a committed offset
+                starts: None for its earliest offset; S seconds for the first
+                record stamped at or after "now minus S" (the end of the
+                partition when there is none). Committed partitions always
+                resume from their commit.
+
+        Raises:
+            ConfigurationError: ``start_lookback`` is negative.
+        """
+        ...
 
     async def close(self) -> None:
         """Release shared resources (admin connections). Producers and consumers

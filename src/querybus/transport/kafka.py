@@ -10,6 +10,14 @@ boundary (:func:`map_error`): unreachable brokers become
 :class:`~querybus.errors.BrokerUnavailableError`, oversized records
 :class:`~querybus.errors.PayloadTooLargeError`, the rest
 :class:`~querybus.errors.TransportError`.
+
+aiokafka logs at ERROR some broker answers that are an expected, retried part
+of normal operation — a partition whose leader is still being elected right
+after its topic was created, a group coordinator that is not loaded yet. This
+module lowers exactly those records to DEBUG (:class:`TransientBrokerAnswerFilter`),
+so an operator's log shows errors only when something is wrong; a condition
+that does not clear still surfaces, as the error our own call raises when its
+deadline passes.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
@@ -29,13 +37,18 @@ from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import (
     BrokerNotAvailableError,
     ConsumerStoppedError,
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     KafkaUnavailableError,
+    LeaderNotAvailableError,
     MessageSizeTooLargeError,
     NoBrokersAvailable,
     NodeNotReadyError,
+    NotCoordinatorForGroupError,
+    NotLeaderForPartitionError,
     RecordListTooLargeError,
     RecordTooLargeError,
     RequestTimedOutError,
@@ -46,6 +59,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from querybus.errors import (
     BrokerUnavailableError,
+    ConfigurationError,
     InterfaceError,
     PayloadTooLargeError,
     QueryBusError,
@@ -59,7 +73,13 @@ from querybus.transport.base import (
     TopicSpec,
 )
 
-__all__ = ["DEFAULT_FETCH_MAX_WAIT", "KafkaTransport", "map_error"]
+__all__ = [
+    "DEFAULT_FETCH_MAX_WAIT",
+    "KafkaTransport",
+    "TransientBrokerAnswerFilter",
+    "install_log_filter",
+    "map_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +151,72 @@ def _mapped(what: str) -> Iterator[None]:
         raise
     except (KafkaError, ConsumerStoppedError, OSError) as exc:
         raise map_error(exc, what) from exc
+
+
+# Broker answers that mean "a leader or a group coordinator is being elected
+# or loaded": normal right after a topic or a group is created and while
+# leadership moves; aiokafka retries each of them by itself.
+_TRANSIENT_ANSWERS: tuple[type[BaseException], ...] = (
+    NotLeaderForPartitionError,
+    LeaderNotAvailableError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+    GroupLoadInProgressError,
+)
+
+
+class TransientBrokerAnswerFilter(logging.Filter):
+    """Lowers aiokafka's log records about transient broker answers to DEBUG.
+
+    A record is lowered when one of its arguments is (an instance of) one of
+    the errors above, e.g. ``"Failed fetch offsets from 1: %s"`` with a
+    ``NotLeaderForPartitionError``; every other record passes unchanged, so
+    real failures keep their level. A lowered record is dropped unless the
+    logger it came from is enabled for DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not _mentions_transient(record.args):
+            return True
+        record.levelno = logging.DEBUG
+        record.levelname = logging.getLevelName(logging.DEBUG)
+        # The logger's level was checked against the original level; check it
+        # again, or a handler without a level of its own would show the record.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _mentions_transient(args: object) -> bool:
+    values = args.values() if isinstance(args, Mapping) else args
+    if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
+        return False
+    for value in values:
+        if isinstance(value, _TRANSIENT_ANSWERS):
+            return True
+        if isinstance(value, type) and issubclass(value, _TRANSIENT_ANSWERS):
+            return True
+    return False
+
+
+def install_log_filter() -> None:
+    """Put :class:`TransientBrokerAnswerFilter` on every aiokafka logger (idempotent).
+
+    A logger's filters only see the records logged *on that logger*, not those
+    propagated from its children, so each module's logger gets one.
+    """
+    names = [
+        name
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+        and (name == "aiokafka" or name.startswith("aiokafka."))
+    ]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TransientBrokerAnswerFilter) for f in logger.filters):
+            logger.addFilter(TransientBrokerAnswerFilter())
+
+
+# aiokafka's modules (and so their loggers) are all imported above.
+install_log_filter()
 
 
 def _ms(seconds: float) -> int:
@@ -251,8 +337,12 @@ class _KafkaProducer:
         key: bytes | None = None,
         partition: int | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        timestamp: float | None = None,
     ) -> RecordMetadata:
         """Append one record and wait for acks from all in-sync replicas.
+
+        ``timestamp`` (seconds since the epoch) becomes the record's
+        ``CreateTime``; None lets the producer stamp the current time.
 
         Raises:
             InterfaceError: the producer is not started.
@@ -271,7 +361,12 @@ class _KafkaProducer:
                 if partition not in known:
                     raise TransportError(f"topic {topic!r} has no partition {partition}")
             meta = await producer.send_and_wait(
-                topic, value, key=key, partition=partition, headers=list(headers)
+                topic,
+                value,
+                key=key,
+                partition=partition,
+                headers=list(headers),
+                timestamp_ms=None if timestamp is None else round(timestamp * 1000),
             )
         return RecordMetadata(topic=meta.topic, partition=meta.partition, offset=meta.offset)
 
@@ -353,9 +448,18 @@ class _KafkaPartitionReader:
         return _flatten(batches)
 
 
-class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, on_revoke: RevokeCallback | None) -> None:
+class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        group_id: str,
+        on_revoke: RevokeCallback | None,
+        start_lookback: float | None,
+    ) -> None:
+        self._consumer = consumer
+        self._group_id = group_id
         self._on_revoke = on_revoke
+        self._start_lookback = start_lookback
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # aiokafka awaits this before it rejoins the group, which is what lets
@@ -364,7 +468,58 @@ class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._on_revoke({(tp.topic, tp.partition) for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        pass
+        # Called after every assignment, with all of this member's partitions
+        # (the eager protocol takes everything back first), so a partition
+        # that moves here in a later rebalance is positioned like a first one.
+        if self._start_lookback is None or not assigned:
+            return  # auto_offset_reset="earliest" does the rest
+        consumer = self._consumer
+        tps = sorted(assigned)
+        # Paused before the first await: aiokafka's fetcher runs meanwhile and
+        # would otherwise reset an uncommitted partition to its earliest offset
+        # and hand out old records before the seek below. A paused partition
+        # may get a position but is never fetched.
+        consumer.pause(*tps)
+        try:
+            await self._seek_uncommitted(consumer, tps, self._start_lookback)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Committed partitions still resume from their commit; the others
+            # fall back to the earliest offset, which is slow but loses nothing.
+            log.error(
+                "group %r: could not find the start offsets of %d partitions by "
+                "time (%s: %s); partitions without a commit start at their earliest offset",
+                self._group_id,
+                len(tps),
+                type(exc).__name__,
+                exc,
+            )
+        finally:
+            # Only those still assigned: stop() may have cancelled us mid-way.
+            current = consumer.assignment()
+            consumer.resume(*(tp for tp in tps if tp in current))
+
+    @staticmethod
+    async def _seek_uncommitted(
+        consumer: AIOKafkaConsumer, tps: list[KafkaTopicPartition], lookback: float
+    ) -> None:
+        committed = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
+        fresh = [tp for tp, offset in zip(tps, committed, strict=True) if offset is None]
+        if not fresh:
+            return
+        since_ms = max(0, round((time.time() - lookback) * 1000))
+        # End offsets first: when no record is stamped at or after `since`,
+        # everything below this end is older, while a record appended after
+        # this lookup would be found by the lookup by time below. Asking in the
+        # other order could skip a record appended in between.
+        ends = await consumer.end_offsets(fresh)
+        found = await consumer.offsets_for_times(dict.fromkeys(fresh, since_ms))
+        for tp in fresh:
+            hit = found.get(tp)
+            offset = ends[tp] if hit is None else hit.offset
+            log.debug("group start: %s has no commit; starting at offset %d", tp, offset)
+            consumer.seek(tp, offset)
 
 
 class _KafkaGroupConsumer:
@@ -375,12 +530,16 @@ class _KafkaGroupConsumer:
         group_id: str,
         on_revoke: RevokeCallback | None,
         max_poll_interval: float,
+        start_lookback: float | None,
     ) -> None:
+        if start_lookback is not None and not start_lookback >= 0:
+            raise ConfigurationError(f"start_lookback must be >= 0 seconds, got {start_lookback}")
         self._options = options
         self._topics = list(topics)
         self._group_id = group_id
         self._on_revoke = on_revoke
         self._max_poll_interval = max_poll_interval
+        self._start_lookback = start_lookback
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
@@ -405,7 +564,10 @@ class _KafkaGroupConsumer:
         try:
             with _mapped(f"join group {self._group_id!r}"):
                 self._consumer.subscribe(
-                    topics=self._topics, listener=_RevokeListener(self._on_revoke)
+                    topics=self._topics,
+                    listener=_RebalanceListener(
+                        self._consumer, self._group_id, self._on_revoke, self._start_lookback
+                    ),
                 )
                 # aiokafka waits for the first assignment with no deadline of its
                 # own; a coordinator that never answers must not hang the caller.
@@ -636,8 +798,16 @@ class KafkaTransport:
         *,
         on_revoke: RevokeCallback | None = None,
         max_poll_interval: float = 300.0,
+        start_lookback: float | None = None,
     ) -> _KafkaGroupConsumer:
-        return _KafkaGroupConsumer(self.options, topics, group_id, on_revoke, max_poll_interval)
+        """A member of ``group_id``, not started (see :meth:`Transport.group_consumer`).
+
+        Raises:
+            ConfigurationError: ``start_lookback`` is negative.
+        """
+        return _KafkaGroupConsumer(
+            self.options, topics, group_id, on_revoke, max_poll_interval, start_lookback
+        )
 
     async def close(self) -> None:
         """Close the admin and metadata connections; harmless when called twice.

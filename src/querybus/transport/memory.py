@@ -13,9 +13,10 @@ What is kept from Kafka, because callers depend on it:
 * consumer groups rebalance *eagerly*, like aiokafka's default protocol: when a
   member joins or leaves, every remaining member's ``on_revoke`` is awaited
   with its whole assignment, then partitions are dealt round-robin and each
-  member resumes from the group's committed offset (earliest when none). So
-  fetched-but-uncommitted records are redelivered after a rebalance, here as
-  on Kafka, and code that is wrong about it fails in unit tests too.
+  member resumes from the group's committed offset (when none: the earliest
+  offset, or the first record stamped within the member's ``start_lookback``).
+  So fetched-but-uncommitted records are redelivered after a rebalance, here
+  as on Kafka, and code that is wrong about it fails in unit tests too.
 
 What is not modelled: retention, compaction, replication, ``max_poll_interval``.
 The bus lives on the event loop that first uses it; it is not thread-safe.
@@ -32,7 +33,12 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from querybus.errors import InterfaceError, PayloadTooLargeError, TransportError
+from querybus.errors import (
+    ConfigurationError,
+    InterfaceError,
+    PayloadTooLargeError,
+    TransportError,
+)
 from querybus.transport.base import (
     Record,
     RecordMetadata,
@@ -158,8 +164,10 @@ class _MemoryProducer:
         key: bytes | None = None,
         partition: int | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        timestamp: float | None = None,
     ) -> RecordMetadata:
-        """Append one record.
+        """Append one record, stamped with ``timestamp`` (seconds since the
+        epoch) or with the current time.
 
         Raises:
             InterfaceError: the producer is not started, or stopped.
@@ -188,7 +196,7 @@ class _MemoryProducer:
                 key=key,
                 value=value,
                 headers=tuple(headers),
-                timestamp=time.time(),
+                timestamp=time.time() if timestamp is None else timestamp,
             )
         )
         log_.notify()
@@ -274,11 +282,13 @@ class _MemoryGroupConsumer:
         topics: Sequence[str],
         group_id: str,
         on_revoke: RevokeCallback | None,
+        start_lookback: float | None,
     ) -> None:
         self._bus = bus
         self._topic_names = list(topics)
         self._group = bus.group(group_id)
         self._on_revoke = on_revoke
+        self._start_lookback = start_lookback
         self._waiter = _Waiter()
         self._topics: list[_Topic] = []
         self._positions: dict[TopicPartition, int] = {}
@@ -340,8 +350,21 @@ class _MemoryGroupConsumer:
                     assignment[id(candidate)].append(tp)
                     break
         for member in members:
-            member._positions = {tp: group.committed.get(tp, 0) for tp in assignment[id(member)]}
+            member._positions = {tp: member._start_offset(tp) for tp in assignment[id(member)]}
             member._waiter.event.set()
+
+    def _start_offset(self, tp: TopicPartition) -> int:
+        committed = self._group.committed.get(tp)
+        if committed is not None:
+            return committed
+        if self._start_lookback is None:
+            return 0
+        # Kafka's offsets by timestamp: the first offset whose timestamp is at
+        # or after the target, scanning in offset order (timestamps given by
+        # producers need not increase); the end of the log when none is.
+        since = time.time() - self._start_lookback
+        records = self._bus.topic(tp[0]).logs[tp[1]]
+        return next((r.offset for r in records if r.timestamp >= since), len(records))
 
     async def _revoke(self) -> None:
         revoked = set(self._positions)
@@ -458,8 +481,16 @@ class MemoryTransport:
         *,
         on_revoke: RevokeCallback | None = None,
         max_poll_interval: float = 300.0,
+        start_lookback: float | None = None,
     ) -> _MemoryGroupConsumer:
-        return _MemoryGroupConsumer(self._bus, topics, group_id, on_revoke)
+        """A member of ``group_id`` (see :meth:`Transport.group_consumer`).
+
+        Raises:
+            ConfigurationError: ``start_lookback`` is negative.
+        """
+        if start_lookback is not None and not start_lookback >= 0:
+            raise ConfigurationError(f"start_lookback must be >= 0 seconds, got {start_lookback}")
+        return _MemoryGroupConsumer(self._bus, topics, group_id, on_revoke, start_lookback)
 
     async def close(self) -> None:
         """Nothing to release: the bus outlives transports so others can reopen it."""

@@ -1,0 +1,1 @@
+"""The fuzz test of issue 7: hostile and malformed requests against a real adapter."""
