@@ -10,7 +10,12 @@ PostgreSQL's are localizable).
 
 Errors that cross the wire carry a stable ``code`` (see :data:`ERROR_CODES`),
 so an error raised in the adapter is re-raised as the same class in the
-client.
+client; a :class:`QueryError` is rebuilt from its SQLSTATE.
+
+The :class:`QueryError` subclasses, one per SQLSTATE, are generated from
+PostgreSQL's ``errcodes.txt`` into :mod:`querybus.sqlstates` by
+``tools/gen_sqlstates.py``; this module re-exports the ones querybus named
+before they were generated.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "RegistryUnavailableError",
     "RequestRejectedError",
     "RequestTimeoutError",
+    "ResultTooLargeError",
     "RoutingError",
     "SQLSyntaxError",
     "SerializationFailureError",
@@ -60,9 +66,15 @@ class QueryBusError(Exception):
     #: Stable wire name of this error kind.
     code: ClassVar[str] = "internal"
 
-    def __init__(self, message: str = "", **_: object) -> None:
+    #: The request's correlation id, when the error came back in a reply.
+    correlation_id: str | None
+
+    # Keyword-only and no ``**kwargs``: a misspelt keyword (``sqlstat=``)
+    # is a TypeError at the call site, not a silently lost field.
+    def __init__(self, message: str = "", *, correlation_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.correlation_id = correlation_id
 
 
 class ConfigurationError(QueryBusError, ValueError):
@@ -138,9 +150,9 @@ class ResultTooLargeError(QueryBusError):
         command: str | None = None,
         rowcount: int | None = None,
         lsn: str | None = None,
-        **_: object,
+        correlation_id: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, correlation_id=correlation_id)
         self.command = command
         self.rowcount = rowcount
         self.lsn = lsn
@@ -191,11 +203,16 @@ class ServiceNotFoundError(RegistryError):
 class QueryError(QueryBusError):
     """The database refused the statement.
 
-    ``sqlstate`` is PostgreSQL's five-character error code; subclasses exist per
-    SQLSTATE class (the first two characters), see :func:`query_error_class`.
+    ``sqlstate`` is PostgreSQL's five-character error code. There is a
+    subclass for every SQLSTATE PostgreSQL lists (generated into
+    :mod:`querybus.sqlstates`), each under the base of its SQLSTATE class
+    (the first two characters) and carrying its code as the class attribute
+    ``sqlstate``; see :func:`query_error_class`.
     """
 
     code = "query"
+    #: PostgreSQL's error code: the class's own, unless the instance was given one.
+    sqlstate: str | None = None
 
     def __init__(
         self,
@@ -204,10 +221,11 @@ class QueryError(QueryBusError):
         sqlstate: str | None = None,
         detail: str | None = None,
         hint: str | None = None,
-        **_: object,
+        correlation_id: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
+        super().__init__(message, correlation_id=correlation_id)
+        if sqlstate is not None:
+            self.sqlstate = sqlstate
         self.detail = detail
         self.hint = hint
 
@@ -217,85 +235,55 @@ class QueryError(QueryBusError):
         return self.message
 
 
-class FeatureNotSupportedError(QueryError):
-    """SQLSTATE class 0A."""
-
-
-class DataError(QueryError):
-    """SQLSTATE class 22: a value is out of range, malformed, …"""
-
-
-class IntegrityConstraintViolationError(QueryError):
-    """SQLSTATE class 23: unique, foreign key, not-null, check violations."""
-
-
-class ReadOnlyTransactionError(QueryError):
-    """SQLSTATE 25006: a write reached a read-only (standby) server."""
-
-
-class TransactionRollbackError(QueryError):
-    """SQLSTATE class 40: the transaction was rolled back; retrying can help."""
-
-    retriable = True
-
-
-class SerializationFailureError(TransactionRollbackError):
-    """SQLSTATE 40001."""
-
-
-class InsufficientPrivilegeError(QueryError):
-    """SQLSTATE class 42 code 42501."""
-
-
-class SQLSyntaxError(QueryError):
-    """SQLSTATE class 42: syntax errors and access rule violations."""
-
-
-class UndefinedObjectError(SQLSyntaxError):
-    """SQLSTATE 42P01 / 42703 / 42883 / 42704: an unknown table, column, function, …"""
-
-
 class OperationalError(QueryError):
-    """SQLSTATE classes 08, 53, 57, 58: the server or connection failed; retriable."""
+    """SQLSTATE classes 08, 53, 57, 58: the server or connection failed; retriable.
+
+    Not a SQLSTATE class of its own: the generated bases of those four classes
+    (``ConnectionExceptionError``, ``InsufficientResourcesError``,
+    ``OperatorInterventionError``, ``PostgresSystemError``) derive from it, so
+    retry logic can catch one class. Also raised as is (with ``sqlstate``
+    08003 or 08006) when querybus finds a connection closed or a server gone.
+    """
 
     retriable = True
 
 
-class QueryCanceledError(OperationalError):
-    """SQLSTATE 57014: the statement was canceled, usually by ``statement_timeout``."""
+# The SQLSTATE classes are generated from PostgreSQL's errcodes.txt; they
+# derive from QueryError and OperationalError above, hence the late import.
+from querybus.sqlstates import (  # noqa: E402
+    SQLSTATE_CLASSES,
+    DataExceptionError,
+    FeatureNotSupportedError,
+    InsufficientPrivilegeError,
+    IntegrityConstraintViolationError,
+    QueryCanceledError,
+    ReadOnlySQLTransactionError,
+    SerializationFailureError,
+    SyntaxErrorOrAccessRuleViolationError,
+    TransactionRollbackError,
+    UndefinedObjectError,
+)
 
-    retriable = False
-
-
-# Precise codes first, then classes (the first two characters of the SQLSTATE).
-_BY_SQLSTATE: dict[str, type[QueryError]] = {
-    "25006": ReadOnlyTransactionError,
-    "40001": SerializationFailureError,
-    "42501": InsufficientPrivilegeError,
-    "42P01": UndefinedObjectError,
-    "42703": UndefinedObjectError,
-    "42883": UndefinedObjectError,
-    "42704": UndefinedObjectError,
-    "57014": QueryCanceledError,
-}
-_BY_CLASS: dict[str, type[QueryError]] = {
-    "0A": FeatureNotSupportedError,
-    "08": OperationalError,
-    "22": DataError,
-    "23": IntegrityConstraintViolationError,
-    "40": TransactionRollbackError,
-    "42": SQLSyntaxError,
-    "53": OperationalError,
-    "57": OperationalError,
-    "58": OperationalError,
-}
+# The names querybus used before the classes were generated; same classes.
+#: SQLSTATE class 22 (``DataExceptionError``).
+DataError = DataExceptionError
+#: SQLSTATE class 42 (``SyntaxErrorOrAccessRuleViolationError``).
+SQLSyntaxError = SyntaxErrorOrAccessRuleViolationError
+#: SQLSTATE 25006 (``ReadOnlySQLTransactionError``).
+ReadOnlyTransactionError = ReadOnlySQLTransactionError
 
 
 def query_error_class(sqlstate: str | None) -> type[QueryError]:
-    """The most precise :class:`QueryError` subclass for a SQLSTATE."""
+    """The most precise :class:`QueryError` subclass for a SQLSTATE.
+
+    The class of that very code when PostgreSQL lists it, else the base of its
+    SQLSTATE class (the first two characters), else :class:`QueryError`.
+    """
     if not sqlstate:
         return QueryError
-    return _BY_SQLSTATE.get(sqlstate) or _BY_CLASS.get(sqlstate[:2], QueryError)
+    return (
+        SQLSTATE_CLASSES.get(sqlstate) or SQLSTATE_CLASSES.get(sqlstate[:2] + "000") or QueryError
+    )
 
 
 def _walk(cls: type[QueryBusError]) -> list[type[QueryBusError]]:

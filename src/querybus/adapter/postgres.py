@@ -46,6 +46,7 @@ from querybus.adapter.executor import Outcome
 from querybus.adapter.idempotency import IdempotencySettings, IdempotencyStore, request_digest
 from querybus.errors import (
     ConfigurationError,
+    InterfaceError,
     OperationalError,
     QueryBusError,
     QueryCanceledError,
@@ -516,7 +517,7 @@ class PostgresExecutor:
 
     def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise OperationalError("the executor is not started")
+            raise InterfaceError("the executor is not started")
         return self._pool
 
     async def run(self, request: QueryRequest, params: Sequence[Any], *, timeout: float) -> Outcome:

@@ -18,7 +18,7 @@ from typing import Any
 import aiosqlite
 
 from querybus.adapter.executor import Outcome
-from querybus.errors import OperationalError, QueryError, query_error_class
+from querybus.errors import InterfaceError, OperationalError, QueryError, query_error_class
 from querybus.protocol.messages import Column, OperationType, QueryRequest, RouteInfo
 from querybus.routing.classify import analyze
 
@@ -75,7 +75,7 @@ class SqliteExecutor:
 
     def _require(self) -> aiosqlite.Connection:
         if self._db is None:
-            raise OperationalError("the SQLite executor is not started")
+            raise InterfaceError("the SQLite executor is not started")
         return self._db
 
     async def run(self, request: QueryRequest, params: Sequence[Any], *, timeout: float) -> Outcome:

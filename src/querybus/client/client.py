@@ -378,7 +378,7 @@ class QueryClient:
                 rowcount=e.rowcount,
                 lsn=e.lsn,
             )
-            err.correlation_id = cid  # type: ignore[attr-defined]
+            err.correlation_id = cid
             raise err
         if reply.lsn:
             self._note_lsn(reply.lsn)
