@@ -34,6 +34,8 @@ from querybus.errors import (
     ConfigurationError,
     DataError,
     InsufficientPrivilegeError,
+    OperationalError,
+    QueryCanceledError,
     RequestRejectedError,
     ResultTooLargeError,
 )
@@ -45,6 +47,8 @@ from querybus.protocol import (
     decode_reply,
     encode,
 )
+from querybus.routing.executor import RoutingExecutor, RoutingSettings
+from querybus.routing.targets import is_target_failure
 from querybus.transport import PartitionReader, Producer, Record, TopicSpec
 
 MakeTable = Callable[[str], Awaitable[str]]
@@ -470,6 +474,45 @@ async def test_wrong_parameters_are_a_typed_caller_error(
     assert not caught.value.retriable
     assert (caught.value.sqlstate or "").startswith("22")  # data exception
     assert await client.fetchval("SELECT 1") == 1
+
+
+async def test_caller_mistakes_never_take_a_replica_out_of_rotation(stack: Stack) -> None:
+    # The case: 10 bad requests per second moved 280 of 400 good reads to
+    # the primary, because each one banned the replica as "unreachable".
+    settings = RoutingSettings(lag_interval=0.05, max_replica_lag=30.0, ban_seconds=5.0)
+    async with RoutingExecutor(stack.pg_dsn, [stack.replica_dsn], settings=settings) as ex:
+        [replica] = ex.replicas
+        for sql, params in [("SELECT $1::int", []), ("SELECT 1", [1]), ("SELECT $1::int", [1.5])]:
+            for _ in range(5):
+                request = QueryRequest(
+                    id=uuid.uuid4().hex,
+                    client="t",
+                    sql=sql,
+                    reply_to=ReplyAddress("r", 0),
+                    deadline=time.time() + 10,
+                )
+                with pytest.raises(DataError):
+                    await ex.run(request, params, timeout=10)
+        assert replica.failures == 0
+        assert not replica.banned()
+        good = QueryRequest(
+            id="g",
+            client="t",
+            sql="SELECT 1",
+            reply_to=ReplyAddress("r", 0),
+            deadline=time.time() + 10,
+        )
+        outcome = await ex.run(good, [], timeout=10)
+        assert outcome.route is not None
+        assert outcome.route.target == replica.label
+
+
+def test_only_connection_failures_count_against_a_target() -> None:
+    assert is_target_failure(OperationalError("x", sqlstate="08006"))
+    assert is_target_failure(OperationalError("x", sqlstate="57P01"))
+    assert not is_target_failure(OperationalError("out of memory", sqlstate="53200"))
+    assert not is_target_failure(QueryCanceledError("x", sqlstate="57014"))
+    assert not is_target_failure(DataError("bad parameters", sqlstate="22023"))
 
 
 # -- 5. a committed write is never reported as a failure ---------------------------------------
