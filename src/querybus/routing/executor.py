@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from querybus.adapter.executor import Outcome
@@ -357,7 +357,7 @@ class RoutingExecutor:
                 break
         else:
             if plan.pending and plan.min_lsn is not None and not state.attempts:
-                outcome = await self._try_pending(plan, request, params, state, deadline)
+                outcome = await self._try_pending(plan, request, params, cls, state, deadline)
                 if outcome is not None:
                     return outcome
         if not (plan.primary or state.reason is Reason.READ_ONLY_RETRY):
@@ -386,15 +386,70 @@ class RoutingExecutor:
         state: _Attempt,
         deadline: float,
     ) -> Outcome | None:
-        """Run on one replica; None when the caller should try the next target.
+        """Run on one replica; None when the caller should try the next target."""
+        if state.attempts:
+            state.reason = Reason.FAILOVER_RETRY
+        return await self._on_replica(
+            target,
+            cls,
+            state,
+            lambda: self._run_on(target, request, params, state, deadline, want_lsn=False),
+        )
+
+    async def _try_pending(
+        self,
+        plan: Plan,
+        request: QueryRequest,
+        params: Sequence[Any],
+        cls: Classification,
+        state: _Attempt,
+        deadline: float,
+    ) -> Outcome | None:
+        """Wait (up to the budget) for the best pending replica to replay the
+        caller's LSN, then run there on the same connection."""
+        assert plan.min_lsn is not None
+        min_lsn = plan.min_lsn
+        target = plan.pending[0]
+        budget = min(self.settings.ryw_wait, deadline - time.monotonic())
+        if budget <= 0:
+            return None
+
+        async def run() -> Outcome | None:
+            async with target.connection(budget) as conn:
+                lsn = await wait_replayed(conn, min_lsn, budget=budget, poll=self.settings.ryw_poll)
+                if lsn is None:
+                    return None
+                target.replayed_lsn = max(target.replayed_lsn, lsn)
+                state.attempts += 1
+                state.target = target
+                state.decided_at = time.perf_counter()
+                return await run_on_connection(
+                    conn,
+                    request,
+                    params,
+                    timeout=_left(deadline),
+                    session_timeout=self.settings.max_statement_timeout,
+                    reset=self._reset_every_request,
+                )
+
+        return await self._on_replica(target, cls, state, run)
+
+    async def _on_replica(
+        self,
+        target: Target,
+        cls: Classification,
+        state: _Attempt,
+        run: Callable[[], Awaitable[Outcome | None]],
+    ) -> Outcome | None:
+        """What every attempt on a replica does with its failures, on every
+        path (a plain read, a read-your-writes wait): None means "try the next
+        target, or the primary".
 
         Raises:
             QueryError: the statement itself failed (another server would fail too).
         """
-        if state.attempts:
-            state.reason = Reason.FAILOVER_RETRY
         try:
-            return await self._run_on(target, request, params, state, deadline, want_lsn=False)
+            return await run()
         except ReadOnlyTransactionError as exc:
             # The classifier missed a write (a function that writes, say): it
             # never ran, so the primary can run it, and we remember the statement.
@@ -414,52 +469,6 @@ class RoutingExecutor:
                 exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
             )
             state.error = exc
-            return None
-
-    async def _try_pending(
-        self,
-        plan: Plan,
-        request: QueryRequest,
-        params: Sequence[Any],
-        state: _Attempt,
-        deadline: float,
-    ) -> Outcome | None:
-        """Wait (up to the budget) for the best pending replica to replay the
-        caller's LSN, then run there on the same connection."""
-        assert plan.min_lsn is not None
-        target = plan.pending[0]
-        budget = min(self.settings.ryw_wait, deadline - time.monotonic())
-        if budget <= 0:
-            return None
-        try:
-            async with target.connection(budget) as conn:
-                lsn = await wait_replayed(
-                    conn, plan.min_lsn, budget=budget, poll=self.settings.ryw_poll
-                )
-                if lsn is None:
-                    return None
-                target.replayed_lsn = max(target.replayed_lsn, lsn)
-                state.attempts += 1
-                state.target = target
-                state.decided_at = time.perf_counter()
-                return await run_on_connection(
-                    conn,
-                    request,
-                    params,
-                    timeout=_left(deadline),
-                    session_timeout=self.settings.max_statement_timeout,
-                    reset=self._reset_every_request,
-                )
-        except TargetBusyError:
-            # The replica's pool is busy: as when it has not replayed in time,
-            # the primary serves it.
-            return None
-        except OperationalError as exc:
-            if not is_target_failure(exc):
-                raise
-            target.mark_failed(
-                exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
-            )
             return None
 
     async def _run_on(
