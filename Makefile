@@ -16,10 +16,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv services services-down services-status test test-unit lint format typecheck run bench fuzz clean
+.PHONY: help venv services services-down services-status test test-unit lint format typecheck run bench bench-micro docs fuzz clean
 
 help:
-	@echo "make venv | services | services-down | test | lint | format | typecheck | run | bench | fuzz | clean"
+	@echo "make venv | services | services-down | test | lint | format | typecheck | run | bench | bench-micro | docs | fuzz | clean"
 
 venv: $(STAMP)
 
@@ -43,8 +43,8 @@ services-status:
 test: venv services
 	@rc=0; \
 	( . .stack/env && $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/unit tests/contract tests/integration tests/fuzz ) || rc=1; \
-	$(VENV)/bin/ruff check src tests || rc=1; \
-	$(VENV)/bin/ruff format --check src tests || rc=1; \
+	$(VENV)/bin/ruff check src tests tools || rc=1; \
+	$(VENV)/bin/ruff format --check src tests tools || rc=1; \
 	$(VENV)/bin/mypy || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED" >&2; fi; \
 	exit $$rc
@@ -54,12 +54,12 @@ test-unit: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 
 lint: venv
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests tools
+	$(VENV)/bin/ruff format --check src tests tools
 
 format: venv
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests tools
+	$(VENV)/bin/ruff check --fix src tests tools
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -69,6 +69,16 @@ run: venv
 
 bench: venv services
 	. .stack/env && $(VENV)/bin/querybus bench --concurrency 32 --requests 5000
+
+# The codec and routing micro-benchmarks (tools/, not installed); figures in docs/benchmarks.md.
+bench-micro: venv
+	$(PY) tools/bench_protocol.py
+	$(PY) tools/bench_routing.py --no-db
+
+# Regenerate docs/asyncapi.yaml and docs/protocol.schema.json from the code
+# (tests/unit/test_asyncapi.py fails while they are stale).
+docs: venv
+	$(PY) tools/asyncapi.py --write
 
 # The fuzz test (tests/fuzz) with many more records than in `make test`; no
 # per-test time limit (it stops itself when the adapter stops answering).

@@ -6,9 +6,11 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from querybus.protocol import QueryRequest, ReplyAddress
 from querybus.transport import PartitionReader, Record
 
 T = TypeVar("T")
@@ -20,21 +22,26 @@ async def wait_for(
     *,
     interval: float = 0.02,
     message: str = "condition",
+    accept: Callable[[Any], Any] = bool,
 ) -> Any:
-    """Poll ``predicate`` (sync or async) until it returns something truthy; return it.
+    """Poll ``predicate`` (sync or async) until ``accept`` holds for its value
+    (by default: until the value is truthy); return that value.
+
+    The one polling loop of the tests: everything that waits for a condition
+    calls this (or :func:`eventually`, the same loop with the acceptance test first).
 
     Raises:
-        AssertionError: it did not hold within ``timeout`` seconds.
+        AssertionError: it did not hold within ``timeout`` seconds (the last value is shown).
     """
     deadline = time.monotonic() + timeout
     while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if accept(value):
+            return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{message} not reached within {timeout} s")
+            raise AssertionError(f"{message} not reached within {timeout} s; last value: {value!r}")
         await asyncio.sleep(interval)
 
 
@@ -45,19 +52,32 @@ async def eventually(
     within: float,
     interval: float = 0.02,
 ) -> T:
-    """Poll ``probe`` until ``accept`` holds for its value; return that value.
+    """Poll ``probe`` until ``accept`` holds for its value; return that value
+    (:func:`wait_for` with an acceptance test, for the registry tests' style).
 
     Raises:
         AssertionError: it did not hold within ``within`` seconds (the last value is shown).
     """
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
-        await asyncio.sleep(interval)
+    value: T = await wait_for(probe, within, interval=interval, accept=accept)
+    return value
+
+
+def make_request(
+    sql: str, params: Sequence[Any] = (), *, timeout: float = 30.0, **fields: Any
+) -> QueryRequest:
+    """A :class:`QueryRequest` for a test: the one place tests build them.
+
+    Defaults: a unique ``id``, client ``"test"``, ``reply_to`` partition 0 of
+    topic ``"r"``, and a ``deadline`` ``timeout`` seconds from now (a negative
+    ``timeout`` gives an expired request). ``params`` are in wire form; any other
+    field (``op``, ``many``, ``route``, ``min_lsn``, an explicit ``deadline``, ...)
+    by keyword.
+    """
+    fields.setdefault("id", uuid.uuid4().hex)
+    fields.setdefault("client", "test")
+    fields.setdefault("reply_to", ReplyAddress("r", 0))
+    fields.setdefault("deadline", time.time() + timeout)
+    return QueryRequest(sql=sql, params=list(params), **fields)
 
 
 async def collect(

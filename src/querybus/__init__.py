@@ -5,16 +5,18 @@ PostgreSQL and reply; a registry lets services find each other; a router sends
 writes to the primary and reads to fresh replicas.
 
 The public API is what this module exports; everything else may change.
+
+This module is the caller's API only: the client, the sync client, errors, wire
+types and settings. It imports no server library (asyncpg, pglast, aiosqlite,
+prometheus-client), so ``pip install querybus`` is enough for a caller. The server
+side is imported from its packages (``from querybus.adapter import AdapterService``)
+and needs ``pip install 'querybus[adapter]'``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from querybus.adapter.executor import Executor, Outcome
-from querybus.adapter.policy import Policy
-from querybus.adapter.postgres import PostgresExecutor
-from querybus.adapter.service import AdapterService
-from querybus.adapter.sqlite import SqliteExecutor
 from querybus.client import ClientState, QueryClient, Result, Row
+from querybus.client.sync import SyncQueryClient
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings, TopicNames
 from querybus.errors import (
     BrokerUnavailableError,
@@ -56,7 +58,6 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
 __all__ = [
-    "AdapterService",
     "AdapterSettings",
     "BrokerUnavailableError",
     "BusSettings",
@@ -64,7 +65,6 @@ __all__ = [
     "ConfigurationError",
     "DataError",
     "DeadlineExceededError",
-    "Executor",
     "FeatureNotSupportedError",
     "InsufficientPrivilegeError",
     "IntegrityConstraintViolationError",
@@ -72,10 +72,7 @@ __all__ = [
     "NoEligibleTargetError",
     "OperationType",
     "OperationalError",
-    "Outcome",
     "PayloadTooLargeError",
-    "Policy",
-    "PostgresExecutor",
     "PostgresSettings",
     "ProtocolError",
     "QueryBusError",
@@ -95,7 +92,7 @@ __all__ = [
     "SQLSyntaxError",
     "SerializationFailureError",
     "ServiceNotFoundError",
-    "SqliteExecutor",
+    "SyncQueryClient",
     "TargetBusyError",
     "TopicNames",
     "TransactionRollbackError",

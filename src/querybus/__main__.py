@@ -1,5 +1,5 @@
 """``python -m querybus`` runs the command line."""
 
-from querybus.cli.main import main
+from querybus.cli.launcher import main
 
 main()

@@ -14,24 +14,26 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["find_crashing_sql"]
 
+_REPO = Path(__file__).resolve().parents[2]
+
 _SCRIPT = r"""
-import json, sys, time
+import json, sys
+sys.path.insert(0, sys.argv[2])  # the repository, for tests.helpers
 from querybus.adapter.policy import Policy
-from querybus.protocol import QueryRequest, ReplyAddress
-from querybus.routing.classify import analyze, classify
+from querybus.routing.classify import classify
+from querybus.sql import analyze
+from tests.helpers import make_request
 
 items = json.load(sys.stdin)
 policy = Policy()
 for i in range(int(sys.argv[1]), len(items)):
     print("checking", i, flush=True)
     sql, params = items[i]
-    request = QueryRequest(
-        id="probe", client="probe", sql=sql, params=params,
-        reply_to=ReplyAddress("probe", 0), deadline=time.time() + 60,
-    )
+    request = make_request(sql, params, client="probe", timeout=60)
     # What the adapter does with it: the policy, then (for what the policy
     # lets through) the executor's analysis and classification. An exception
     # is the in-process fuzz's business: only a crash counts here.
@@ -63,6 +65,7 @@ async def find_crashing_sql(
             "-c",
             _SCRIPT,
             str(start),
+            str(_REPO),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

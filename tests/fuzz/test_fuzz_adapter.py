@@ -41,6 +41,7 @@ from tests.fuzz.hostile import load_hostile_sql
 from tests.fuzz.ledger import Ledger, Problem
 from tests.fuzz.probe import find_crashing_sql
 from tests.fuzz.sessions import describe_changes, pooled_sessions
+from tests.helpers import wait_for
 from tests.integration.conftest import Bus
 
 from querybus.adapter.service import AdapterService
@@ -354,19 +355,22 @@ async def _uncommitted(bus: Bus, end_offsets: dict[int, int]) -> dict[int, tuple
     topic = bus.settings.topics.request
     admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap_servers)
     await admin.start()
+
+    async def lagging() -> dict[int, tuple[int, int]]:
+        offsets = await admin.list_consumer_group_offsets(bus.group_id)
+        committed = {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
+        return {
+            p: (committed.get(p, -1), end)
+            for p, end in end_offsets.items()
+            if committed.get(p, -1) < end
+        }
+
     try:
-        deadline = time.monotonic() + 15.0
-        while True:
-            offsets = await admin.list_consumer_group_offsets(bus.group_id)
-            committed = {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
-            lagging = {
-                p: (committed.get(p, -1), end)
-                for p, end in end_offsets.items()
-                if committed.get(p, -1) < end
-            }
-            if not lagging or time.monotonic() > deadline:
-                return lagging
-            await asyncio.sleep(0.2)
+        await wait_for(lagging, 15.0, interval=0.2, accept=lambda v: not v)
+    except AssertionError:
+        return await lagging()  # still short after 15 s: which partitions, and by how much
+    else:
+        return {}
     finally:
         await admin.close()
 

@@ -15,10 +15,10 @@ import asyncpg
 import pytest
 from tests.stack import Stack, UniqueNames
 
-from querybus.adapter.postgres import PostgresExecutor
 from querybus.adapter.service import AdapterService
 from querybus.client import QueryClient
 from querybus.config import AdapterSettings, BusSettings, TopicNames
+from querybus.database.executor import PostgresExecutor
 from querybus.transport import Transport, connect
 
 

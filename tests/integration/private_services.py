@@ -30,7 +30,9 @@ from pathlib import Path
 from types import ModuleType
 
 import asyncpg
-from tests.integration.routing_helpers import _pg_bin, free_port
+from tests.helpers import wait_for
+from tests.integration.pg_cluster import PgCluster, PgToolError, pg_bin, tail
+from tests.integration.routing_helpers import free_port
 from tests.stack import REPO
 
 from querybus.config import PostgresSettings
@@ -58,13 +60,6 @@ def _private_root(kind: str) -> Path:
     return root
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"(no {path})"
-
-
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
@@ -81,7 +76,7 @@ class PrivatePostgres:
     root: Path
     port: int
     password: str
-    bin: Path = field(default_factory=_pg_bin)
+    bin: Path = field(default_factory=pg_bin)
 
     @property
     def data(self) -> Path:
@@ -127,23 +122,9 @@ class PrivatePostgres:
         finally:
             await conn.close()
 
-    def _run(self, *args: str) -> None:
-        # PostgreSQL refuses to run as root: run it as the postgres user, as the stack does.
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        proc = subprocess.run(
-            [*prefix, *args],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-            cwd="/",
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr.strip()}\n"
-                f"{_tail(self.log_file)}"
-            )
+    @property
+    def cluster(self) -> PgCluster:
+        return PgCluster(data=self.data, log_file=self.log_file, bin=self.bin)
 
     def init(self) -> None:
         pwfile = self.root / "pwfile"
@@ -152,10 +133,7 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(pwfile, "postgres")
         try:
-            self._run(
-                str(self.bin / "initdb"),
-                "-D",
-                str(self.data),
+            self.cluster.initdb(
                 "-U",
                 "postgres",
                 f"--pwfile={pwfile}",
@@ -169,32 +147,21 @@ class PrivatePostgres:
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        opts = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 "
-            f"-c unix_socket_directories={self.root} -c max_connections=50 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        self._run(
-            str(self.bin / "pg_ctl"),
-            "start",
-            "-D",
-            str(self.data),
-            "-w",
-            "-t",
-            "60",
-            "-s",
-            "-l",
-            str(self.log_file),
-            "-o",
-            opts,
+        self.cluster.start(
+            self.port,
+            self.root,
+            "max_connections=50",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
         )
 
     def stop(self) -> None:
         """``pg_ctl stop -m fast``: sessions are terminated, the server shuts down cleanly."""
-        self._run(str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w", "-s")
+        self.cluster.stop()
 
     def running(self) -> bool:
-        return (self.data / "postmaster.pid").exists()
+        return self.cluster.running()
 
 
 @contextlib.contextmanager
@@ -213,7 +180,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             yield pg
         finally:
             if pg.running():
-                with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                with contextlib.suppress(PgToolError, subprocess.TimeoutExpired):
                     pg.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -333,22 +300,25 @@ class PrivateKafka:
         Raises:
             AssertionError: the broker exited or is not ready within ``timeout``.
         """
+        proc = self.proc
+        assert proc is not None, "broker not started"
+
+        async def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"kafka exited with {proc.returncode}:\n{tail(self.root / 'stdout.log')}"
+                    f"\n{tail(self.server_log)}"
+                )
+            return await asyncio.to_thread(_kafka_ready, self.port)
+
         started = time.monotonic()
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"kafka exited with {self.proc.returncode}:\n{_tail(self.root / 'stdout.log')}"
-                    f"\n{_tail(self.server_log)}"
-                )
-            if await asyncio.to_thread(_kafka_ready, self.port):
-                return time.monotonic() - started
-            if time.monotonic() - started > timeout:
-                raise AssertionError(
-                    f"kafka on {self.bootstrap} not ready within {timeout} s:\n"
-                    f"{_tail(self.server_log)}"
-                )
-            await asyncio.sleep(0.2)
+        try:
+            await wait_for(ready, timeout, interval=0.2, message=f"kafka on {self.bootstrap} ready")
+        except AssertionError as exc:
+            if proc.poll() is None:  # not ready in time (an exit already says why)
+                exc.add_note(tail(self.server_log))
+            raise
+        return time.monotonic() - started
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (a clean shutdown) and wait; SIGKILL when it takes too long."""

@@ -7,31 +7,21 @@ stays untouched for everyone else's tests.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
 import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from tests.helpers import wait_for
+from tests.integration.pg_cluster import PgCluster, PgToolError
 from tests.stack import REPO, Stack
 
 __all__ = ["PrivateReplica", "caught_up", "free_port", "private_replica_of"]
-
-
-def _pg_bin() -> Path:
-    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (d / "pg_basebackup").exists():
-            return d
-    found = shutil.which("pg_basebackup")
-    assert found, "PostgreSQL binaries (pg_basebackup) not found"
-    return Path(found).parent
 
 
 def free_port() -> int:
@@ -45,44 +35,22 @@ def free_port() -> int:
 class PrivateReplica:
     """A streaming replica of the stack's primary that a test may pause or stop."""
 
-    data: Path
+    cluster: PgCluster
     port: int
-    dsn: str  # the adapters' login
-    bin: Path
+    dsn: str = ""  # the adapters' login
     admin_dsn: str = ""  # the superuser: pausing replay and other control
 
-    def _run(self, *args: str, env: dict[str, str] | None = None) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run(
-            [*prefix, *args],
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
+    @property
+    def data(self) -> Path:
+        return self.cluster.data
 
     def start(self) -> None:
-        opts = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data}"
-        )
-        self._run(
-            str(self.bin / "pg_ctl"),
-            "start",
-            "-D",
-            str(self.data),
-            "-w",
-            "-t",
-            "60",
-            "-s",
-            "-l",
-            str(self.data / "server.log"),
-            "-o",
-            opts,
-        )
+        """Start it again (same port, same data) and wait until it accepts connections."""
+        self.cluster.start(self.port, self.data)
 
     def stop(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w", "-s")
+        """``pg_ctl stop -m fast``."""
+        self.cluster.stop()
 
 
 @contextlib.contextmanager
@@ -90,28 +58,24 @@ def private_replica_of(stack: Stack) -> Iterator[PrivateReplica]:
     """A started private replica of ``stack``'s primary; stopped and deleted afterwards."""
     root = REPO / ".stack" / f"routing-test-{uuid.uuid4().hex[:8]}"
     root.mkdir(parents=True)
-    data = root / "data"
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    replica = PrivateReplica(data=data, port=free_port(), dsn="", bin=_pg_bin())
+    cluster = PgCluster(data=root / "data", log_file=root / "server.log")
+    replica = PrivateReplica(cluster, port=free_port())
     try:
-        env = {**os.environ, "PGPASSWORD": stack.admin.password}
-        replica._run(
-            str(replica.bin / "pg_basebackup"),
+        cluster.basebackup(
             "-h",
             stack.pg.host,
             "-p",
             str(stack.pg.port),
             "-U",
             stack.admin.user,
-            "-D",
-            str(data),
             "-R",
             "-X",
             "stream",
             "-c",
             "fast",
-            env=env,
+            env={**os.environ, "PGPASSWORD": stack.admin.password},
         )
         replica.dsn = stack.pg.dsn.replace(f":{stack.pg.port}/", f":{replica.port}/")
         replica.admin_dsn = stack.admin.dsn.replace(f":{stack.pg.port}/", f":{replica.port}/")
@@ -119,7 +83,7 @@ def private_replica_of(stack: Stack) -> Iterator[PrivateReplica]:
         try:
             yield replica
         finally:
-            with contextlib.suppress(subprocess.CalledProcessError):
+            with contextlib.suppress(PgToolError):
                 replica.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -133,12 +97,12 @@ async def caught_up(primary_dsn: str, replica_dsn: str, timeout: float = 30.0) -
         # The insert position: with synchronous_commit=off the write position
         # (pg_current_wal_lsn) can still be behind commits that already returned.
         target = await p.fetchval("SELECT pg_current_wal_insert_lsn()")
-        deadline = time.monotonic() + timeout
-        while True:
-            if await r.fetchval("SELECT pg_last_wal_replay_lsn() >= $1", target):
-                return
-            assert time.monotonic() < deadline, "replica did not catch up"
-            await asyncio.sleep(0.01)
+        await wait_for(
+            lambda: r.fetchval("SELECT pg_last_wal_replay_lsn() >= $1", target),
+            timeout,
+            interval=0.01,
+            message="the replica catching up",
+        )
     finally:
         await p.close()
         await r.close()

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from tests.helpers import collect, wait_for
+from tests.helpers import collect, make_request, wait_for
 from tests.integration.conftest import Bus
 
 from querybus.adapter.service import AdapterService
@@ -37,7 +37,6 @@ from querybus.protocol import (
     Headers,
     OperationType,
     QueryFailure,
-    QueryRequest,
     ReplyAddress,
     decode_reply,
     encode,
@@ -308,13 +307,13 @@ async def test_expired_request_is_not_executed(
         await producer.start()
         try:
             cid = uuid.uuid4().hex
-            request = QueryRequest(
+            request = make_request(
+                f"INSERT INTO {table} VALUES (1)",
                 id=cid,
                 client="raw-test",
                 op=OperationType.INSERT,
-                sql=f"INSERT INTO {table} VALUES (1)",
                 reply_to=ReplyAddress(topics.response, 1),
-                deadline=time.time() - 5,
+                timeout=-5,
                 sent_at=time.time() - 6,
             )
             await producer.send(
@@ -387,12 +386,8 @@ async def test_malformed_messages_are_dead_lettered_and_the_adapter_keeps_servin
 ) -> None:
     transport = await bus.transport()
     topics = bus.settings.topics
-    good = QueryRequest(
-        id="x",
-        client="raw",
-        sql="SELECT 1",
-        reply_to=ReplyAddress(topics.response, 0),
-        deadline=time.time() + 60,
+    good = make_request(
+        "SELECT 1", client="raw", reply_to=ReplyAddress(topics.response, 0), timeout=60
     )
     good_json = encode(good).decode()
     bad: dict[str, bytes | None] = {

@@ -1,4 +1,4 @@
-"""The durable idempotency store (``querybus.adapter.idempotency``) on real
+"""The durable idempotency store (``querybus.database.idempotency``) on real
 PostgreSQL, through the executors and through real adapters on Kafka.
 
 Every test uses its own idempotency table (dropped afterwards) and fresh keys.
@@ -19,15 +19,16 @@ from tests.helpers import wait_for
 from tests.integration.conftest import Bus, kafka_transport
 from tests.stack import Stack, UniqueNames
 
-from querybus.adapter.idempotency import IdempotencySettings
-from querybus.adapter.postgres import PostgresExecutor
 from querybus.adapter.service import AdapterService
 from querybus.config import AdapterSettings
+from querybus.database.executor import PostgresExecutor
+from querybus.database.idempotency import IdempotencySettings
 from querybus.errors import (
     IntegrityConstraintViolationError,
     QueryCanceledError,
     RequestRejectedError,
 )
+from querybus.execution import Deadline, Job
 from querybus.protocol import QueryRequest, ReplyAddress, encode_row
 from querybus.routing.executor import RoutingExecutor, RoutingSettings
 
@@ -171,7 +172,8 @@ async def test_concurrent_duplicates_run_once_and_get_the_same_outcome(
     sql = f"INSERT INTO {table} (id) SELECT $1::int FROM pg_sleep(0.3) RETURNING id, at"
     key = uuid.uuid4().hex
     a, b = await asyncio.gather(
-        ex.run(req(sql, key), [1], timeout=10.0), ex.run(req(sql, key), [1], timeout=10.0)
+        ex.run(Job.of(req(sql, key), [1], deadline=Deadline.after(10.0))),
+        ex.run(Job.of(req(sql, key), [1], deadline=Deadline.after(10.0))),
     )
     assert await count(pg, table) == 1
     assert a.command == b.command == "INSERT 0 1"
@@ -188,23 +190,35 @@ async def test_failed_or_timed_out_statement_leaves_no_key_and_a_clean_connectio
     table = await make_table("id int CHECK (id > 0)")
     key = uuid.uuid4().hex
     with pytest.raises(IntegrityConstraintViolationError):
-        await ex.run(req(f"INSERT INTO {table} VALUES ($1)", key), [-1], timeout=10.0)
+        await ex.run(
+            Job.of(
+                req(f"INSERT INTO {table} VALUES ($1)", key), [-1], deadline=Deadline.after(10.0)
+            )
+        )
     # Past the deadline: canceled, rolled back, the shortened timeout undone.
     slow = f"INSERT INTO {table} SELECT $1::int FROM pg_sleep(3)"
     with pytest.raises(QueryCanceledError):
-        await ex.run(req(slow, key, timeout=0.3), [5], timeout=0.3)
+        await ex.run(Job.of(req(slow, key, timeout=0.3), [5], deadline=Deadline.after(0.3)))
     assert await count(pg, idem_table) == 0
     assert await count(pg, table) == 0
 
-    ok = await ex.run(req(f"INSERT INTO {table} VALUES ($1)", key), [3], timeout=10.0)
+    ok = await ex.run(
+        Job.of(req(f"INSERT INTO {table} VALUES ($1)", key), [3], deadline=Deadline.after(10.0))
+    )
     assert ok.command == "INSERT 0 1"
-    again = await ex.run(req(f"INSERT INTO {table} VALUES ($1)", key), [3], timeout=10.0)
+    again = await ex.run(
+        Job.of(req(f"INSERT INTO {table} VALUES ($1)", key), [3], deadline=Deadline.after(10.0))
+    )
     assert again.command == "INSERT 0 1"
     assert await count(pg, table) == 1
     state = await ex.run(
-        req("SELECT current_setting('statement_timeout'), pg_backend_pid()", None, timeout=29.9),
-        [],
-        timeout=29.9,
+        Job.of(
+            req(
+                "SELECT current_setting('statement_timeout'), pg_backend_pid()", None, timeout=29.9
+            ),
+            [],
+            deadline=Deadline.after(29.9),
+        )
     )
     assert state.rows[0][0] == "30s"
     # Not left inside a transaction.
@@ -220,9 +234,9 @@ async def test_executemany_with_a_key_runs_once(
     sql = f"INSERT INTO {table} (id) VALUES ($1)"
     key = uuid.uuid4().hex
     batch = [[i] for i in range(20)]
-    first = await ex.run(req(sql, key, many=True), batch, timeout=10.0)
+    first = await ex.run(Job.of(req(sql, key, many=True), batch, deadline=Deadline.after(10.0)))
     # Without the key, the duplicate batch would violate the primary key.
-    second = await ex.run(req(sql, key, many=True), batch, timeout=10.0)
+    second = await ex.run(Job.of(req(sql, key, many=True), batch, deadline=Deadline.after(10.0)))
     assert first.command == second.command == "EXECUTEMANY 20"
     assert first.rowcount == second.rowcount == 20
     assert await count(pg, table) == 20
@@ -230,9 +244,11 @@ async def test_executemany_with_a_key_runs_once(
     # A failing batch keeps nothing, not even its key.
     other = uuid.uuid4().hex
     with pytest.raises(IntegrityConstraintViolationError):
-        await ex.run(req(sql, other, many=True), [[100], [0]], timeout=10.0)
+        await ex.run(
+            Job.of(req(sql, other, many=True), [[100], [0]], deadline=Deadline.after(10.0))
+        )
     assert await count(pg, table) == 20
-    await ex.run(req(sql, other, many=True), [[100], [101]], timeout=10.0)
+    await ex.run(Job.of(req(sql, other, many=True), [[100], [101]], deadline=Deadline.after(10.0)))
     assert await count(pg, table) == 22
 
 
@@ -242,13 +258,21 @@ async def test_reads_with_a_key_leave_no_record(
     ex = await make_executor()
     table = await make_table("id serial")
     key = uuid.uuid4().hex
-    first = await ex.run(req("SELECT clock_timestamp()", key), [], timeout=10.0)
-    second = await ex.run(req("SELECT clock_timestamp()", key), [], timeout=10.0)
+    first = await ex.run(
+        Job.of(req("SELECT clock_timestamp()", key), [], deadline=Deadline.after(10.0))
+    )
+    second = await ex.run(
+        Job.of(req("SELECT clock_timestamp()", key), [], deadline=Deadline.after(10.0))
+    )
     assert second.rows != first.rows  # ran twice: not served from a record
     assert await count(pg, idem_table) == 0
     # A read that may write (a sequence) is recorded.
     await ex.run(
-        req("SELECT nextval(pg_get_serial_sequence($1, 'id'))", key), [table], timeout=10.0
+        Job.of(
+            req("SELECT nextval(pg_get_serial_sequence($1, 'id'))", key),
+            [table],
+            deadline=Deadline.after(10.0),
+        )
     )
     assert await count(pg, idem_table, "key = $1", key) == 1
 
@@ -258,7 +282,9 @@ async def test_statement_refused_in_a_transaction_still_runs(
 ) -> None:
     ex = await make_executor()
     table = await make_table("id int")
-    outcome = await ex.run(req(f"VACUUM {table}", uuid.uuid4().hex), [], timeout=10.0)
+    outcome = await ex.run(
+        Job.of(req(f"VACUUM {table}", uuid.uuid4().hex), [], deadline=Deadline.after(10.0))
+    )
     assert outcome.command == "VACUUM"
     assert await count(pg, idem_table) == 0
 
@@ -301,8 +327,8 @@ async def test_routing_executor_keeps_keys_on_the_primary(
         table = await make_table("id serial, note text")
         sql = f"INSERT INTO {table} (note) VALUES ($1) RETURNING id"
         key = uuid.uuid4().hex
-        first = await ex.run(req(sql, key), ["x"], timeout=10.0)
-        second = await ex.run(req(sql, key), ["x"], timeout=10.0)
+        first = await ex.run(Job.of(req(sql, key), ["x"], deadline=Deadline.after(10.0)))
+        second = await ex.run(Job.of(req(sql, key), ["x"], deadline=Deadline.after(10.0)))
         assert first.rows == second.rows
         assert first.route is not None
         assert first.route.target == "primary"
@@ -313,7 +339,7 @@ async def test_routing_executor_keeps_keys_on_the_primary(
         # A keyed read (a replica's or the primary's) leaves no record.
         read_key = uuid.uuid4().hex
         read = req(f"SELECT count(*) FROM {table}", read_key, min_lsn=first.lsn)
-        assert (await ex.run(read, [], timeout=10.0)).rows == [[1]]
+        assert (await ex.run(Job.of(read, [], deadline=Deadline.after(10.0)))).rows == [[1]]
         assert await count(pg, idem_table, "key = $1", read_key) == 0
     finally:
         await ex.stop()
@@ -326,14 +352,20 @@ async def test_a_key_reused_for_another_request_is_refused(
     table = await make_table("id int")
     sql = f"INSERT INTO {table} (id) VALUES ($1)"
     key = uuid.uuid4().hex
-    first = await ex.run(req(sql, key, params=encode_row([1])), [1], timeout=10.0)
+    first = await ex.run(
+        Job.of(req(sql, key, params=encode_row([1])), [1], deadline=Deadline.after(10.0))
+    )
     assert first.command == "INSERT 0 1"
     # The same key with other parameters is another request: refused, not run,
     # and certainly not answered with the first request's result.
     with pytest.raises(RequestRejectedError, match="already used for a different request"):
-        await ex.run(req(sql, key, params=encode_row([2])), [2], timeout=10.0)
+        await ex.run(
+            Job.of(req(sql, key, params=encode_row([2])), [2], deadline=Deadline.after(10.0))
+        )
     # The same request again is a duplicate: the stored result, nothing run.
-    again = await ex.run(req(sql, key, params=encode_row([1])), [1], timeout=10.0)
+    again = await ex.run(
+        Job.of(req(sql, key, params=encode_row([1])), [1], deadline=Deadline.after(10.0))
+    )
     assert again.command == "INSERT 0 1"
     assert [r["id"] for r in await pg.fetch(f"SELECT id FROM {table}")] == [1]
 

@@ -31,10 +31,10 @@ from tests.helpers import collect, wait_for
 from tests.integration.private_services import PrivateKafka, private_kafka, private_postgres
 from tests.stack import Stack, UniqueNames
 
-from querybus.adapter.postgres import PostgresExecutor
 from querybus.adapter.service import AdapterService
 from querybus.client import QueryClient
 from querybus.config import AdapterSettings, BusSettings, TopicNames
+from querybus.database.executor import PostgresExecutor
 from querybus.errors import (
     BrokerUnavailableError,
     OperationalError,

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from tests.stack import Stack
 
+from querybus.execution import Job
 from querybus.protocol import QueryRequest, ReplyAddress
 from querybus.routing.executor import RoutingExecutor, RoutingSettings
 
@@ -62,15 +63,15 @@ async def test_a_write_then_a_read_the_replica_refuses_is_answered_and_learned(
     settings = RoutingSettings(lag_interval=0.05, max_replica_lag=30.0, ryw_wait=2.0)
     async with RoutingExecutor(stack.pg_dsn, [stack.replica_dsn], settings=settings) as ex:
         for n in range(6):  # a fresh statement each time: learned is per fingerprint
-            written = await ex.run(request(f"INSERT INTO {schema}.ryw VALUES (1)"), [], timeout=20)
+            written = await ex.run(Job.of(request(f"INSERT INTO {schema}.ryw VALUES (1)"), []))
             assert written.lsn is not None
             sql = f"SELECT {schema}.stable_caller_{n}()"
-            outcome = await ex.run(request(sql, min_lsn=written.lsn), [], timeout=20)
+            outcome = await ex.run(Job.of(request(sql, min_lsn=written.lsn), []))
             assert outcome.rows == [[1 + n]]
             assert outcome.route is not None
             assert (outcome.route.target, outcome.route.reason) == ("primary", "read_only_retry")
             assert outcome.lsn is not None  # it wrote: the caller can read its own write
             assert ex.router.is_learned(ex.classify(sql).fingerprint)
-            again = await ex.run(request(sql), [], timeout=20)
+            again = await ex.run(Job.of(request(sql), []))
             assert again.route is not None
             assert (again.route.target, again.route.reason) == ("primary", "learned_primary")

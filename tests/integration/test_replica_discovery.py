@@ -31,6 +31,7 @@ from tests.stack import Stack, UniqueNames
 
 from querybus.client import QueryClient
 from querybus.config import BusSettings, TopicNames
+from querybus.execution import Deadline, Job
 from querybus.protocol.messages import QueryRequest, ReplyAddress
 from querybus.registry import (
     HealthStatus,
@@ -69,7 +70,7 @@ def req(sql: str) -> QueryRequest:
 
 
 async def where(ex: RoutingExecutor) -> tuple[str, str, Any]:
-    out = await ex.run(req("SELECT pg_is_in_recovery()"), [], timeout=10)
+    out = await ex.run(Job.of(req("SELECT pg_is_in_recovery()"), [], deadline=Deadline.after(10)))
     assert out.route is not None
     return out.route.target, out.route.reason, out.rows[0][0]
 

@@ -1,7 +1,7 @@
 """Read/write routing through the bus: QueryClient → Kafka → AdapterService with a
 RoutingExecutor → PostgreSQL primary + real streaming replica, and back.
 
-The adapter is built by :func:`querybus.adapter.runner.build_service`, the
+The adapter is built by :func:`querybus.cli.serve.build_service`, the
 wiring ``querybus serve`` uses: a RoutingExecutor (``QUERYBUS_REPLICA_DSNS``)
 sharing the service's Metrics and publishing every decision to
 ``database.routing.decisions``. Tests that pause or stop a replica use a
@@ -31,8 +31,8 @@ from tests.integration.conftest import Bus, kafka_transport
 from tests.integration.routing_helpers import PrivateReplica, caught_up, private_replica_of
 from tests.stack import Stack
 
-from querybus.adapter.runner import build_service
 from querybus.adapter.service import AdapterService
+from querybus.cli.serve import build_service
 from querybus.client.result import Result
 from querybus.config import AdapterSettings
 from querybus.errors import UndefinedObjectError

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
-from tests.helpers import wait_for
+from tests.helpers import make_request, wait_for
 from tests.integration.routing_helpers import (
     PrivateReplica,
     caught_up,
@@ -28,8 +27,9 @@ from tests.stack import Stack
 from tests.unit.test_classify_routing import TABLE
 
 from querybus.errors import NoEligibleTargetError
+from querybus.execution import Deadline, Job
 from querybus.observability.metrics import Metrics
-from querybus.protocol.messages import OperationType, QueryRequest, ReplyAddress, RoutePreference
+from querybus.protocol.messages import OperationType, QueryRequest, RoutePreference
 from querybus.routing.classify import FunctionCatalog
 from querybus.routing.decisions import RoutingDecision
 from querybus.routing.executor import RoutingExecutor
@@ -105,15 +105,8 @@ async def routing(
 
 
 def req(sql: str, op: OperationType = OperationType.SELECT, **kw: Any) -> QueryRequest:
-    return QueryRequest(
-        id=uuid.uuid4().hex,
-        client="routing-test",
-        op=op,
-        sql=sql,
-        reply_to=ReplyAddress("unused", 0),
-        deadline=time.time() + 30,
-        **kw,
-    )
+    """A request that declares its operation (a read unless told otherwise)."""
+    return make_request(sql, op=op, client="routing-test", **kw)
 
 
 # -- tests -------------------------------------------------------------------
@@ -134,10 +127,12 @@ async def test_statement_table_on_real_servers(
             assert (got.role, got.reason) == (role, want), sql
             if role is Role.REPLICA and not sql.startswith(_NOT_PREPARABLE):
                 # Every statement sent to a replica really runs there.
-                out = await ex.run(req(sql), [1] if "$1" in sql else [], timeout=10)
+                out = await ex.run(
+                    Job.of(req(sql), [1] if "$1" in sql else [], deadline=Deadline.after(10))
+                )
                 assert out.route is not None
                 assert out.route.target.startswith("replica:"), (sql, out.route)
-        out = await ex.run(req("SELECT stable_total()"), [], timeout=10)
+        out = await ex.run(Job.of(req("SELECT stable_total()"), [], deadline=Deadline.after(10)))
         assert out.route is not None
         assert out.route.target.startswith("replica:")
 
@@ -146,19 +141,23 @@ async def test_reads_on_replica_writes_on_primary(
     stack: Stack, private_replica: PrivateReplica, schema: str
 ) -> None:
     async with routing(stack, [private_replica.dsn], schema) as ex:
-        read = await ex.run(req("SELECT pg_is_in_recovery()"), [], timeout=10)
+        read = await ex.run(
+            Job.of(req("SELECT pg_is_in_recovery()"), [], deadline=Deadline.after(10))
+        )
         assert read.rows == [[True]]
         assert read.route is not None
         assert read.route.target == f"replica:127.0.0.1:{private_replica.port}"
         assert read.route.reason == "read"
         assert read.lsn is None
         write = await ex.run(
-            req(
-                "INSERT INTO audit DEFAULT VALUES RETURNING pg_is_in_recovery()",
-                OperationType.INSERT,
-            ),
-            [],
-            timeout=10,
+            Job.of(
+                req(
+                    "INSERT INTO audit DEFAULT VALUES RETURNING pg_is_in_recovery()",
+                    OperationType.INSERT,
+                ),
+                [],
+                deadline=Deadline.after(10),
+            )
         )
         assert write.rows == [[False]]
         assert write.route is not None
@@ -166,12 +165,20 @@ async def test_reads_on_replica_writes_on_primary(
         assert write.lsn is not None
         assert "/" in write.lsn
         locked = await ex.run(
-            req("SELECT id FROM accounts WHERE id = 1 FOR UPDATE"), [], timeout=10
+            Job.of(
+                req("SELECT id FROM accounts WHERE id = 1 FOR UPDATE"),
+                [],
+                deadline=Deadline.after(10),
+            )
         )
         assert locked.route is not None
         assert (locked.route.target, locked.route.reason) == ("primary", "locking")
         forced = await ex.run(
-            req("SELECT pg_is_in_recovery()", route=RoutePreference.PRIMARY), [], timeout=10
+            Job.of(
+                req("SELECT pg_is_in_recovery()", route=RoutePreference.PRIMARY),
+                [],
+                deadline=Deadline.after(10),
+            )
         )
         assert forced.rows == [[False]]
         assert forced.route is not None
@@ -189,7 +196,7 @@ async def test_replay_paused_moves_reads_to_primary_and_back(
             probe = req("SELECT count(*) FROM accounts")
 
             async def served_by() -> str:
-                out = await ex.run(probe, [], timeout=10)
+                out = await ex.run(Job.of(probe, [], deadline=Deadline.after(10)))
                 assert out.route is not None
                 return out.route.target
 
@@ -202,7 +209,7 @@ async def test_replay_paused_moves_reads_to_primary_and_back(
                 return s is not None and s.lag_seconds > FAST.max_replica_lag and s.lag_bytes > 0
 
             await wait_for(lag_detected, 20, message="lag to be detected")
-            out = await ex.run(probe, [], timeout=10)
+            out = await ex.run(Job.of(probe, [], deadline=Deadline.after(10)))
             assert out.route is not None
             assert (out.route.target, out.route.reason) == ("primary", "replica_lag")
 
@@ -232,18 +239,22 @@ async def test_read_your_writes_under_load(
         async def worker(w: int) -> None:
             for n in range(rounds):
                 wrote = await ex.run(
-                    req(
-                        "INSERT INTO ryw (worker, n) VALUES ($1, $2) RETURNING id",
-                        OperationType.INSERT,
-                    ),
-                    [w, n],
-                    timeout=10,
+                    Job.of(
+                        req(
+                            "INSERT INTO ryw (worker, n) VALUES ($1, $2) RETURNING id",
+                            OperationType.INSERT,
+                        ),
+                        [w, n],
+                        deadline=Deadline.after(10),
+                    )
                 )
                 assert wrote.lsn is not None
                 got = await ex.run(
-                    req("SELECT n FROM ryw WHERE id = $1", min_lsn=wrote.lsn),
-                    [wrote.rows[0][0]],
-                    timeout=10,
+                    Job.of(
+                        req("SELECT n FROM ryw WHERE id = $1", min_lsn=wrote.lsn),
+                        [wrote.rows[0][0]],
+                        deadline=Deadline.after(10),
+                    )
                 )
                 assert got.rows == [[n]], "stale read: the row just written is missing"
                 assert got.route is not None
@@ -251,7 +262,9 @@ async def test_read_your_writes_under_load(
 
         async def reader() -> None:
             while not stop.is_set():
-                out = await ex.run(req("SELECT count(*) FROM ryw"), [], timeout=10)
+                out = await ex.run(
+                    Job.of(req("SELECT count(*) FROM ryw"), [], deadline=Deadline.after(10))
+                )
                 assert out.route is not None
                 plain[out.route.target.split(":")[0]] += 1
 
@@ -280,7 +293,11 @@ async def test_replica_stopped_mid_load(
         async def reader() -> None:
             while not stop.is_set():
                 try:
-                    out = await ex.run(req("SELECT count(*) FROM accounts"), [], timeout=10)
+                    out = await ex.run(
+                        Job.of(
+                            req("SELECT count(*) FROM accounts"), [], deadline=Deadline.after(10)
+                        )
+                    )
                 except Exception as exc:  # counted: the test asserts there are none
                     failures.append(exc)
                     continue
@@ -321,11 +338,11 @@ async def test_self_healing_on_read_only_error(
     lying = FunctionCatalog({"audit_touch": "s"})
     async with routing(stack, [private_replica.dsn], schema, catalog=lying) as ex:
         sql = "SELECT audit_touch()"
-        first = await ex.run(req(sql), [], timeout=10)
+        first = await ex.run(Job.of(req(sql), [], deadline=Deadline.after(10)))
         assert first.route is not None
         assert (first.route.target, first.route.reason) == ("primary", "read_only_retry")
         assert first.lsn is not None  # it wrote: the caller can read its write
-        second = await ex.run(req(sql), [], timeout=10)
+        second = await ex.run(Job.of(req(sql), [], deadline=Deadline.after(10)))
         assert second.route is not None
         assert (second.route.target, second.route.reason) == ("primary", "learned_primary")
 
@@ -338,14 +355,20 @@ async def test_decisions_and_metrics(
     async with routing(
         stack, [private_replica.dsn], schema, metrics=metrics, on_decision=decisions.append
     ) as ex:
-        await ex.run(req("SELECT owner FROM accounts WHERE id = $1"), [3], timeout=10)
         await ex.run(
-            req("UPDATE accounts SET balance = balance WHERE id = 1", OperationType.UPDATE),
-            [],
-            timeout=10,
+            Job.of(
+                req("SELECT owner FROM accounts WHERE id = $1"), [3], deadline=Deadline.after(10)
+            )
+        )
+        await ex.run(
+            Job.of(
+                req("UPDATE accounts SET balance = balance WHERE id = 1", OperationType.UPDATE),
+                [],
+                deadline=Deadline.after(10),
+            )
         )
         with pytest.raises(Exception, match="nosuch"):
-            await ex.run(req("SELECT * FROM nosuch"), [], timeout=10)
+            await ex.run(Job.of(req("SELECT * FROM nosuch"), [], deadline=Deadline.after(10)))
     assert [d.target.split(":")[0] for d in decisions] == ["replica", "primary", "replica"]
     read, write, failed = decisions
     assert read.reason == "read"
@@ -368,16 +391,20 @@ async def test_decisions_and_metrics(
 async def test_replica_down_at_start_and_fallback_settings(stack: Stack, schema: str) -> None:
     dead = stack.pg_dsn.replace(f":{stack.pg.port}/", f":{free_port()}/")
     async with routing(stack, [dead], schema) as ex:
-        out = await ex.run(req("SELECT 1"), [], timeout=10)
+        out = await ex.run(Job.of(req("SELECT 1"), [], deadline=Deadline.after(10)))
         assert out.route is not None
         assert (out.route.target, out.route.reason) == ("primary", "no_healthy_replica")
     strict = RoutingSettings(fallback_to_primary=False, lag_interval=0.05)
     async with routing(stack, [dead], schema, settings=strict) as ex:
         with pytest.raises(NoEligibleTargetError):
-            await ex.run(req("SELECT 1"), [], timeout=10)
+            await ex.run(Job.of(req("SELECT 1"), [], deadline=Deadline.after(10)))
         # Writes never depend on replicas.
         out = await ex.run(
-            req("INSERT INTO audit DEFAULT VALUES", OperationType.INSERT), [], timeout=10
+            Job.of(
+                req("INSERT INTO audit DEFAULT VALUES", OperationType.INSERT),
+                [],
+                deadline=Deadline.after(10),
+            )
         )
         assert out.route is not None
         assert out.route.target == "primary"
@@ -385,7 +412,9 @@ async def test_replica_down_at_start_and_fallback_settings(stack: Stack, schema:
 
 async def test_shared_stack_replica(stack: Stack, schema: str) -> None:
     async with routing(stack, [stack.replica_dsn], schema) as ex:
-        out = await ex.run(req("SELECT pg_is_in_recovery()"), [], timeout=10)
+        out = await ex.run(
+            Job.of(req("SELECT pg_is_in_recovery()"), [], deadline=Deadline.after(10))
+        )
         assert out.rows == [[True]]
         assert out.route is not None
         assert out.route.target == f"replica:{stack.replica_host}:{stack.replica_port}"
@@ -398,12 +427,14 @@ async def test_catalog_reloaded_after_ddl(
         fn = f"fresh_{uuid.uuid4().hex[:8]}"
         assert ex.classify(f"SELECT {fn}()").reason is Reason.UNKNOWN_FUNCTION
         await ex.run(
-            req(
-                f"CREATE FUNCTION {fn}() RETURNS int STABLE LANGUAGE sql AS 'SELECT 7'",
-                OperationType.DDL,
-            ),
-            [],
-            timeout=10,
+            Job.of(
+                req(
+                    f"CREATE FUNCTION {fn}() RETURNS int STABLE LANGUAGE sql AS 'SELECT 7'",
+                    OperationType.DDL,
+                ),
+                [],
+                deadline=Deadline.after(10),
+            )
         )
 
         async def known() -> bool:
@@ -423,7 +454,9 @@ async def test_two_replicas_share_reads(
     ) as ex:
 
         async def one() -> None:
-            out = await ex.run(req("SELECT pg_is_in_recovery()"), [], timeout=10)
+            out = await ex.run(
+                Job.of(req("SELECT pg_is_in_recovery()"), [], deadline=Deadline.after(10))
+            )
             assert out.rows == [[True]]
             assert out.route is not None
             used[out.route.target] += 1

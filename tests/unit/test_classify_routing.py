@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 
 from querybus.protocol.messages import OperationType
-from querybus.routing.classify import Classifier, FunctionCatalog, analyze, classify
-from querybus.routing.complexity import ComplexityClass
+from querybus.routing.classify import Classifier, FunctionCatalog, classify
 from querybus.routing.reasons import Reason, Role
+from querybus.sql import analyze
+from querybus.sql.complexity import ComplexityClass
 
 P, R = Role.PRIMARY, Role.REPLICA
 

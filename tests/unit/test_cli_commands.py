@@ -99,7 +99,7 @@ def test_allow_superuser_flag_turns_the_setting_on(monkeypatch: pytest.MonkeyPat
 
 
 def test_check_looks_up_the_name_adapters_register_under() -> None:
-    from querybus.adapter.runner import SERVICE_NAME
+    from querybus.cli.serve import SERVICE_NAME
 
     assert ADAPTER_SERVICE == SERVICE_NAME
 

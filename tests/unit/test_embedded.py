@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from tests.helpers import collect, wait_for
+from tests.helpers import collect, eventually, make_request, wait_for
 
 from querybus.adapter.policy import Policy
 from querybus.adapter.service import AdapterService
@@ -39,7 +39,6 @@ from querybus.errors import (
 from querybus.protocol import (
     Headers,
     QueryFailure,
-    QueryRequest,
     ReplyAddress,
     decode_reply,
     encode,
@@ -207,12 +206,12 @@ async def test_expired_and_malformed_requests(
     try:
         await client.execute("CREATE TABLE e (id integer)")
         cid = uuid.uuid4().hex
-        expired = QueryRequest(
+        expired = make_request(
+            "INSERT INTO e VALUES (1)",
             id=cid,
             client="raw",
-            sql="INSERT INTO e VALUES (1)",
             reply_to=ReplyAddress(topics.response, 1),
-            deadline=time.time() - 1,
+            timeout=-1,
         )
         await producer.send(topics.request, encode(expired))
         await producer.send(topics.request, b"garbage", key=b"bad")
@@ -364,6 +363,36 @@ async def test_wait_for_helper() -> None:
     assert await wait_for(bump, 2.0, interval=0.001)
     with pytest.raises(AssertionError, match="never"):
         await wait_for(lambda: False, 0.05, message="never")
+
+
+async def test_eventually_is_wait_for_with_an_acceptance_test() -> None:
+    box = {"n": 0}
+
+    async def count() -> list[int]:
+        box["n"] += 1
+        return [] if box["n"] >= 3 else [box["n"]]
+
+    # A falsy value is returned when it is the one accepted.
+    assert await eventually(count, lambda v: not v, within=2.0, interval=0.001) == []
+    assert await wait_for(count, 2.0, accept=lambda v: v == [], interval=0.001) == []
+    with pytest.raises(AssertionError, match=r"last value: \[\]"):
+        await eventually(count, bool, within=0.05)
+
+
+def test_make_request_defaults_and_overrides() -> None:
+    before = time.time()
+    a, b = make_request("SELECT $1", [1]), make_request("SELECT 1")
+    assert a.id != b.id
+    assert (a.sql, a.params, a.client, a.reply_to) == (
+        "SELECT $1",
+        [1],
+        "test",
+        ReplyAddress("r", 0),
+    )
+    assert before + 29 < a.deadline <= time.time() + 30
+    assert make_request("SELECT 1", timeout=-5).deadline < before
+    c = make_request("SELECT 1", id="x", client="c", deadline=7.0, many=True)
+    assert (c.id, c.client, c.deadline, c.many) == ("x", "c", 7.0, True)
 
 
 async def test_an_unreadable_reply_record_does_not_stop_the_reader() -> None:

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from tests.helpers import make_request
 
 from querybus.adapter.policy import Policy
 from querybus.errors import RequestRejectedError
-from querybus.protocol import OperationType, QueryRequest, ReplyAddress
-
-
-def req(
-    sql: str,
-    op: OperationType | None = None,
-    params: list[object] | None = None,
-    many: bool = False,
-) -> QueryRequest:
-    return QueryRequest(
-        id="x",
-        client="c",
-        op=op,
-        sql=sql,
-        params=list(params or []),
-        many=many,
-        reply_to=ReplyAddress("r", 0),
-        deadline=time.time() + 30,
-    )
+from querybus.protocol import OperationType
 
 
 @pytest.mark.parametrize(
@@ -43,13 +24,13 @@ def req(
     ],
 )
 def test_matching_declarations_pass(sql: str, op: OperationType) -> None:
-    info = Policy(allow_ddl=True).check(req(sql, op))
+    info = Policy(allow_ddl=True).check(make_request(sql, op=op))
     assert info.operation is op
     assert info.statement_count == 1
 
 
 def test_undeclared_operation_is_not_checked_against_the_statement() -> None:
-    assert Policy().check(req("DELETE FROM t")).operation is OperationType.DELETE
+    assert Policy().check(make_request("DELETE FROM t")).operation is OperationType.DELETE
 
 
 @pytest.mark.parametrize(
@@ -62,7 +43,7 @@ def test_undeclared_operation_is_not_checked_against_the_statement() -> None:
 )
 def test_more_than_one_statement_is_rejected(sql: str) -> None:
     with pytest.raises(RequestRejectedError, match="exactly one SQL statement"):
-        Policy().check(req(sql))
+        Policy().check(make_request(sql))
 
 
 @pytest.mark.parametrize(
@@ -77,7 +58,7 @@ def test_more_than_one_statement_is_rejected(sql: str) -> None:
 )
 def test_declared_operation_must_match(sql: str, declared: OperationType) -> None:
     with pytest.raises(RequestRejectedError, match=f"declared operation {declared.value}"):
-        Policy(allow_ddl=True).check(req(sql, declared))
+        Policy(allow_ddl=True).check(make_request(sql, op=declared))
 
 
 @pytest.mark.parametrize(
@@ -91,43 +72,43 @@ def test_declared_operation_must_match(sql: str, declared: OperationType) -> Non
 )
 def test_writing_select_declared_as_select_is_rejected(sql: str) -> None:
     with pytest.raises(RequestRejectedError, match="writes"):
-        Policy(allow_ddl=True).check(req(sql, OperationType.SELECT))
+        Policy(allow_ddl=True).check(make_request(sql, op=OperationType.SELECT))
 
 
 @pytest.mark.parametrize("sql", ["", "   ", "-- only a comment", "SELEC 1", "SELECT FROM WHERE"])
 def test_empty_or_unparsable_sql_is_rejected(sql: str) -> None:
     with pytest.raises(RequestRejectedError):
-        Policy().check(req(sql))
+        Policy().check(make_request(sql))
 
 
 def test_sql_length_limit() -> None:
     policy = Policy(max_sql_length=20)
-    policy.check(req("SELECT 1"))
+    policy.check(make_request("SELECT 1"))
     with pytest.raises(RequestRejectedError, match="limit is 20"):
-        policy.check(req("SELECT 1 + 1 + 1 + 1 + 1"))
+        policy.check(make_request("SELECT 1 + 1 + 1 + 1 + 1"))
 
 
 def test_parameter_limit() -> None:
     policy = Policy(max_parameters=2)
-    policy.check(req("SELECT $1, $2", params=[1, 2]))
+    policy.check(make_request("SELECT $1, $2", params=[1, 2]))
     with pytest.raises(RequestRejectedError, match="limit is 2"):
-        policy.check(req("SELECT $1, $2, $3", params=[1, 2, 3]))
+        policy.check(make_request("SELECT $1, $2, $3", params=[1, 2, 3]))
 
 
 def test_batch_limit_and_shape() -> None:
     policy = Policy(max_batch=2)
-    policy.check(req("INSERT INTO t VALUES ($1)", params=[[1], [2]], many=True))
+    policy.check(make_request("INSERT INTO t VALUES ($1)", params=[[1], [2]], many=True))
     with pytest.raises(RequestRejectedError, match="limit is 2"):
-        policy.check(req("INSERT INTO t VALUES ($1)", params=[[1], [2], [3]], many=True))
+        policy.check(make_request("INSERT INTO t VALUES ($1)", params=[[1], [2], [3]], many=True))
     with pytest.raises(RequestRejectedError, match="list of parameter lists"):
-        policy.check(req("INSERT INTO t VALUES ($1)", params=[1, 2], many=True))
+        policy.check(make_request("INSERT INTO t VALUES ($1)", params=[1, 2], many=True))
 
 
 def test_ddl_is_off_by_default_and_can_be_enabled() -> None:
     with pytest.raises(RequestRejectedError, match="DDL"):
-        Policy().check(req("CREATE TABLE t (id int)"))
-    Policy().check(req("SELECT 1"))
-    assert Policy(allow_ddl=True).check(req("CREATE TABLE t (id int)")).needs_ddl
+        Policy().check(make_request("CREATE TABLE t (id int)"))
+    Policy().check(make_request("SELECT 1"))
+    assert Policy(allow_ddl=True).check(make_request("CREATE TABLE t (id int)")).needs_ddl
 
 
 # -- the refusal table (docs/security.md, "What an adapter refuses and why") ----------------
@@ -197,7 +178,7 @@ ALWAYS_REFUSED = [
 def test_refused_whatever_the_adapter_allows(sql: str, why: str) -> None:
     for policy in (Policy(), Policy(allow_ddl=True)):
         with pytest.raises(RequestRejectedError, match=why) as caught:
-            policy.check(req(sql))
+            policy.check(make_request(sql))
         assert "not allowed" in caught.value.message
 
 
@@ -228,8 +209,8 @@ REFUSED_WITHOUT_DDL = [
 @pytest.mark.parametrize("sql", REFUSED_WITHOUT_DDL)
 def test_refused_unless_ddl_is_enabled(sql: str) -> None:
     with pytest.raises(RequestRejectedError, match="DDL is not enabled"):
-        Policy().check(req(sql))
-    Policy(allow_ddl=True).check(req(sql))
+        Policy().check(make_request(sql))
+    Policy(allow_ddl=True).check(make_request(sql))
 
 
 @pytest.mark.parametrize(
@@ -253,7 +234,7 @@ def test_refused_unless_ddl_is_enabled(sql: str) -> None:
     ],
 )
 def test_ordinary_statements_pass(sql: str) -> None:
-    Policy().check(req(sql))
+    Policy().check(make_request(sql))
 
 
 def test_deeply_nested_values_are_refused_without_exhausting_the_stack() -> None:
@@ -261,16 +242,16 @@ def test_deeply_nested_values_are_refused_without_exhausting_the_stack() -> None
     for _ in range(100_000):
         deep = [deep]
     with pytest.raises(RequestRejectedError, match="nested more than 32"):
-        Policy().check(req("SELECT $1", params=[deep]))
+        Policy().check(make_request("SELECT $1", params=[deep]))
     shallow: object = {"$json": {"a": [[1]]}}  # 4 levels: tag, object, list, list
-    Policy().check(req("SELECT $1", params=[shallow]))
-    Policy(max_value_depth=4).check(req("SELECT $1", params=[shallow]))
+    Policy().check(make_request("SELECT $1", params=[shallow]))
+    Policy(max_value_depth=4).check(make_request("SELECT $1", params=[shallow]))
     with pytest.raises(RequestRejectedError, match="nested"):
-        Policy(max_value_depth=3).check(req("SELECT $1", params=[shallow]))
+        Policy(max_value_depth=3).check(make_request("SELECT $1", params=[shallow]))
     # executemany: the parameter lists themselves are not counted.
-    Policy(max_value_depth=4).check(req("SELECT $1", params=[[shallow]], many=True))
+    Policy(max_value_depth=4).check(make_request("SELECT $1", params=[[shallow]], many=True))
     with pytest.raises(RequestRejectedError, match="nested"):
-        Policy(max_value_depth=3).check(req("SELECT $1", params=[[shallow]], many=True))
+        Policy(max_value_depth=3).check(make_request("SELECT $1", params=[[shallow]], many=True))
 
 
 def test_policy_from_env() -> None:

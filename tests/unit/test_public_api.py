@@ -26,6 +26,7 @@ MODULES = [
     "querybus.client",
     "querybus.client.client",
     "querybus.client.result",
+    "querybus.client.sync",
     "querybus.config",
     "querybus.protocol",
     "querybus.protocol.codec",
@@ -33,12 +34,14 @@ MODULES = [
     "querybus.protocol.values",
     "querybus.transport",
     "querybus.transport.base",
+    "querybus.adapter",
     "querybus.adapter.service",
-    "querybus.adapter.postgres",
+    "querybus.database.executor",
     "querybus.adapter.sqlite",
     "querybus.adapter.policy",
     "querybus.adapter.offsets",
-    "querybus.adapter.executor",
+    "querybus.execution",
+    "querybus.observability.client_metrics",
     "querybus.observability.metrics",
     "querybus.errors",
 ]
@@ -61,6 +64,28 @@ def test_subpackages_export_the_core_names() -> None:
     from querybus.transport import Transport, connect  # noqa: F401
 
 
+def test_server_classes_come_from_their_packages() -> None:
+    from querybus.adapter import (  # noqa: F401
+        AdapterService,
+        Executor,
+        Outcome,
+        Policy,
+        PostgresExecutor,
+        SqliteExecutor,
+    )
+
+    # The top level is the caller's API: no server class is exported there.
+    server = {
+        "AdapterService",
+        "Executor",
+        "Outcome",
+        "Policy",
+        "PostgresExecutor",
+        "SqliteExecutor",
+    }
+    assert not server & set(querybus.__all__)
+
+
 def test_top_level_public_api() -> None:
     names = list(querybus.__all__)
     assert names == sorted(names, key=isort_key)
@@ -69,6 +94,7 @@ def test_top_level_public_api() -> None:
         assert hasattr(querybus, name), name
     expected = {
         "QueryClient",
+        "SyncQueryClient",
         "Result",
         "Row",
         "BusSettings",
@@ -83,3 +109,4 @@ def test_top_level_public_api() -> None:
     }
     assert expected <= set(names), expected - set(names)
     assert querybus.QueryClient.__module__.startswith("querybus.client")
+    assert querybus.SyncQueryClient.__module__.startswith("querybus.client")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from typing import TypeVar
 
 import pytest
-from tests.helpers import eventually
+from tests.helpers import eventually, wait_for
 
 from querybus.errors import ConfigurationError, RegistryUnavailableError, ServiceNotFoundError
 from querybus.registry import (
@@ -16,6 +19,7 @@ from querybus.registry import (
     CheckResult,
     HealthStatus,
     ManualCheck,
+    Registration,
     RegistrationState,
     RegistryClient,
     ServiceInstance,
@@ -80,10 +84,8 @@ async def test_unreachable_at_start_raises_unless_told_not_to_wait() -> None:
     registration = await registry.register("s", "t", "e", ttl=1.0, wait=False)
     assert registration.state is RegistrationState.DISCONNECTED
     backend.down = False
-    await eventually(
-        lambda: asyncio.sleep(0, registration.state),
-        lambda s: s is RegistrationState.REGISTERED,
-        within=2.0,
+    await wait_for(
+        lambda: registration.state is RegistrationState.REGISTERED, 2.0, message="registered"
     )
     assert await backend.instances("s")
     await registry.close()
@@ -122,15 +124,50 @@ async def test_discover_and_endpoints() -> None:
         assert await client.endpoints("db", status={HealthStatus.WARNING}) == ["topic-b"]
 
 
+class Watched(MemoryBackend):
+    """A memory backend that records every snapshot it hands to a watch."""
+
+    def __init__(self, hub: str) -> None:
+        super().__init__(hub)
+        self.delivered: list[list[ServiceInstance]] = []
+
+    async def snapshots(
+        self, name: str | None = None
+    ) -> AsyncGenerator[list[ServiceInstance], None]:
+        async with contextlib.aclosing(super().snapshots(name)) as inner:
+            async for snapshot in inner:
+                # The watch handles the snapshot in the same step of its task: by the
+                # time anyone else sees it here, the watch has decided what to yield.
+                self.delivered.append(snapshot)
+                yield snapshot
+
+    def handed_over(self, registration: Registration, before: ServiceInstance) -> bool:
+        """Whether ``registration`` heartbeat since it was ``before``, and a watch was
+        handed a snapshot with that heartbeat in it."""
+        now = registration.instance
+        return now is not before and any(i is now for snap in self.delivered for i in snap)
+
+
 async def test_watch_without_initial_listing_and_no_update_for_bare_heartbeats() -> None:
-    backend = MemoryBackend(hub())
+    backend = Watched(hub())
     registry = ServiceRegistry(backend)
-    existing = await registry.register("s", "t", "e", ttl=5.0, heartbeat_interval=0.02)
+    # An interval longer than the test: every heartbeat below is one the test asks for.
+    existing = await registry.register("s", "t", "e", ttl=60.0, heartbeat_interval=30.0)
     events = RegistryClient(backend).watch("s", initial=False)
     try:
         waiter = asyncio.ensure_future(anext(events))
-        await asyncio.sleep(0.1)  # several bare heartbeats of `existing` happen meanwhile
-        assert not waiter.done()
+        await wait_for(lambda: backend.delivered, 2.0, message="the watch's baseline")
+        for beat in range(1, 4):
+            before = existing.instance
+            existing.beat_now()
+            # The watch was handed the snapshot with this heartbeat in it and let it pass.
+            await wait_for(
+                functools.partial(backend.handed_over, existing, before),
+                2.0,
+                message=f"bare heartbeat {beat} reaching the watch",
+            )
+            assert existing.instance.same_state(before)  # a bare heartbeat: only the time moved
+            assert not waiter.done()
         newcomer = await registry.register("s", "t", "e2", ttl=5.0)
         event = await asyncio.wait_for(waiter, 2.0)
         assert (event.kind, event.instance.instance_id) == (ChangeKind.ADDED, newcomer.instance_id)
@@ -142,21 +179,41 @@ async def test_watch_without_initial_listing_and_no_update_for_bare_heartbeats()
 
 async def test_initial_status_skips_the_checks_then_measures_at_once() -> None:
     class Slow:
+        """A check that does not finish until the test lets it."""
+
         name = "slow"
 
+        def __init__(self) -> None:
+            self.started = asyncio.Event()
+            self.release = asyncio.Event()
+
         async def check(self) -> CheckResult:
-            await asyncio.sleep(0.2)  # a check slower than the registration budget
+            self.started.set()
+            await self.release.wait()
             return CheckResult(HealthStatus.WARNING, "measured")
 
+    slow = Slow()
     backend = MemoryBackend(hub())
     async with ServiceRegistry(backend) as registry:
-        started = time.perf_counter()
-        registration = await registry.register(
-            "s", "t", "e", health_checks=[Slow()], initial_status=HealthStatus.PASSING, ttl=60.0
-        )
-        assert time.perf_counter() - started < 0.2
+        # Registering must not wait for the check, which cannot finish before the
+        # release below: a registration that waited would hang for the check's 60 s.
+        # The bound only turns that hang into a failure (registering takes milliseconds).
+        async with asyncio.timeout(10.0):
+            registration = await registry.register(
+                "s",
+                "t",
+                "e",
+                health_checks=[slow],
+                initial_status=HealthStatus.PASSING,
+                ttl=60.0,
+                check_timeout=60.0,
+            )
         assert registration.status is HealthStatus.PASSING
+        (registered,) = await backend.instances("s")
+        assert registered.status is HealthStatus.PASSING
         # The checks run right after, not one heartbeat interval (20 s) later.
+        await asyncio.wait_for(slow.started.wait(), 2.0)
+        slow.release.set()
         (found,) = await eventually(
             backend.instances, lambda v: v[0].status is HealthStatus.WARNING, within=2.0
         )

@@ -8,10 +8,11 @@ from collections import Counter
 
 import pytest
 
+from querybus.database.replication import format_lsn, parse_lsn
 from querybus.errors import ConfigurationError, NoEligibleTargetError, RequestRejectedError
 from querybus.protocol.messages import OperationType, QueryRequest, ReplyAddress, RoutePreference
 from querybus.routing.classify import Classifier
-from querybus.routing.lag import LagSample, LagTracker, format_lsn, parse_lsn
+from querybus.routing.lag import LagSample, LagTracker
 from querybus.routing.reasons import Reason
 from querybus.routing.router import Router
 from querybus.routing.settings import RoutingSettings

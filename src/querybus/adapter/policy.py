@@ -1,7 +1,8 @@
 """Request validation: what an adapter refuses before anything reaches the database.
 
 An adapter executes SQL that arrives from a bus, so it checks every request
-by PostgreSQL's own parse tree (:func:`~querybus.routing.classify.analyze`):
+by PostgreSQL's own parse tree (:func:`querybus.sql.analyze`, whose
+:class:`~querybus.sql.Statement` it returns for the layers below):
 exactly one statement; the declared operation matches it; nothing that
 changes the session or runs code the checks cannot see (``SET``, ``DO``,
 ``set_config``, ``COPY``, ``LOAD``, role and server administration, …: the
@@ -19,7 +20,7 @@ from typing import Any
 
 from querybus.errors import ConfigurationError, RequestRejectedError
 from querybus.protocol.messages import OperationType, QueryRequest
-from querybus.routing.classify import StatementInfo, analyze
+from querybus.sql import Statement, analyze
 
 __all__ = ["Policy"]
 
@@ -72,7 +73,7 @@ class Policy:
             allow_ddl=(env.get("QUERYBUS_ALLOW_DDL") or "0").lower() in ("1", "true", "yes", "on"),
         )
 
-    def check(self, request: QueryRequest) -> StatementInfo:
+    def check(self, request: QueryRequest) -> Statement:
         """Validate ``request``; return what its statement is.
 
         Raises:
@@ -107,6 +108,8 @@ class Policy:
                 f"a parameter value is nested more than {self.max_value_depth} levels deep"
             )
         info = analyze(request.sql)
+        if info.error is not None:
+            raise RequestRejectedError(info.error)
         if info.statement_count != 1:
             raise RequestRejectedError(
                 f"exactly one SQL statement per request is allowed, got {info.statement_count}"

@@ -9,20 +9,17 @@ Nothing received is lost silently: a record that cannot be decoded goes to
 the dead-letter topic with the reason (and, when its headers name a reply
 address, the caller gets a ProtocolError reply at once).
 
-No request can hold the adapter: a reply address is checked on arrival (the
-response topic or a topic named under it, an existing partition) and a
-request with an unusable one is dead-lettered without running; a reply that
-still cannot be produced is retried briefly (for as long as the deadline
-allows while the broker is unreachable), then dead-lettered with the reason,
-so its offset commits and its slot frees. A request larger than
-``max_request_bytes`` once decompressed is refused before it is decoded, and
-no request runs for longer than ``max_deadline``.
+The path of one record: consume → :meth:`AdapterService._process` (decode,
+check the reply address, build one :class:`~querybus.execution.Deadline`) →
+:meth:`AdapterService._execute` (policy → one :class:`~querybus.execution.Job`
+→ ``executor.run(job)``) → reply. Everything written back (replies, error
+copies, dead letters, and why no reply can hold the adapter) is in
+:mod:`querybus.adapter.replies`; idempotency in :mod:`querybus.database.idempotency`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
@@ -34,30 +31,24 @@ from typing import Any
 
 import msgspec
 
-from querybus.adapter.executor import Executor, Outcome
-from querybus.adapter.idempotency import request_digest
 from querybus.adapter.offsets import OffsetTracker
 from querybus.adapter.policy import Policy
+from querybus.adapter.replies import Replies
 from querybus.config import AdapterSettings, BusSettings
+from querybus.database.idempotency import ReplayCache, request_digest
 from querybus.errors import (
-    BrokerUnavailableError,
-    DeadlineExceededError,
     PayloadTooLargeError,
     ProtocolError,
     QueryBusError,
-    QueryError,
     ResultTooLargeError,
     TransportError,
 )
+from querybus.execution import Deadline, Executor, Job, Outcome
 from querybus.observability.http import HttpServer, Response
 from querybus.observability.metrics import Metrics
 from querybus.protocol import (
-    ErrorInfo,
-    Headers,
-    QueryFailure,
     QueryRequest,
     QueryResult,
-    ReplyAddress,
     RouteInfo,
     Timings,
     decode_request,
@@ -70,58 +61,6 @@ from querybus.transport import GroupConsumer, Producer, Record, TopicPartition, 
 __all__ = ["AdapterService"]
 
 log = logging.getLogger("querybus.adapter")
-
-_SEND_RETRY_DELAY = 0.2
-#: Tries for a reply the broker refuses for another reason than being
-#: unreachable (unknown partition, authorization, size) before it is dead-lettered.
-_REPLY_ATTEMPTS = 3
-#: How long a reply topic's partition count is trusted before it is looked up again
-#: for a partition beyond it (partitions can be added).
-_PARTITIONS_TTL = 10.0
-#: Reply topics whose size is remembered, at most.
-_PARTITIONS_CACHED = 1024
-#: Kafka's rule for topic names.
-_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-
-class _IdempotencyCache:
-    """Replies by idempotency key, so a duplicate write returns the first reply.
-
-    In memory, per adapter: the fast path for redelivery to this adapter and
-    client retries (requests with a key are keyed by it, so they land on the
-    same partition, hence the same adapter while the group is stable). A
-    duplicate that reaches another adapter, or this one after a restart, is
-    caught by the executor's durable store in the database
-    (:mod:`querybus.adapter.idempotency`), which returns the first outcome.
-    """
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._done: collections.OrderedDict[str, bytes] = collections.OrderedDict()
-        self._running: dict[str, asyncio.Future[bytes]] = {}
-
-    def get(self, key: str) -> bytes | asyncio.Future[bytes] | None:
-        if key in self._done:
-            self._done.move_to_end(key)
-            return self._done[key]
-        return self._running.get(key)
-
-    def begin(self, key: str) -> asyncio.Future[bytes]:
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._running[key] = fut
-        return fut
-
-    def finish(self, key: str, reply: bytes | None) -> None:
-        fut = self._running.pop(key, None)
-        if reply is not None:
-            self._done[key] = reply
-            while len(self._done) > self._size:
-                self._done.popitem(last=False)
-        if fut is not None and not fut.done():
-            if reply is None:
-                fut.cancel()
-            else:
-                fut.set_result(reply)
 
 
 class AdapterService:
@@ -162,8 +101,8 @@ class AdapterService:
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._capacity = max(1, self.settings.pool_size * 4)
         self._slots = asyncio.Semaphore(self._capacity)
-        self._idem = _IdempotencyCache()
-        self._partitions: dict[str, tuple[int, float]] = {}  # reply topic -> (count, when)
+        self._idem = ReplayCache()
+        self._replies_: Replies | None = None
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._commit_task: asyncio.Task[None] | None = None
@@ -172,6 +111,11 @@ class AdapterService:
         self.started = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def _replies(self) -> Replies:
+        assert self._replies_ is not None, "the adapter is not started"
+        return self._replies_
 
     @property
     def http_port(self) -> int | None:
@@ -198,6 +142,16 @@ class AdapterService:
             await self.executor.start()
             self._producer = self.transport.producer()
             await self._producer.start()
+            self._replies_ = Replies(
+                self._producer,
+                self.transport,
+                t,
+                self.metrics,
+                instance_id=self.instance_id,
+                log_parameters=self.settings.log_parameters,
+                stopping=self._stopping,
+                spawn=self._spawn,
+            )
             self._consumer = self.transport.group_consumer(
                 [t.request],
                 self.settings.group_id,
@@ -377,7 +331,7 @@ class AdapterService:
                 record.offset,
             )
             try:
-                await self._dead_letter(record, "internal error while handling the record")
+                await self._replies.dead_letter(record, "internal error while handling the record")
                 dealt_with = True
             except TransportError as exc:
                 log.error("record left uncommitted, to be redelivered: %s", exc)
@@ -389,12 +343,12 @@ class AdapterService:
 
     async def _process(self, record: Record, received: float, started: float) -> None:
         if record.value is None:
-            await self._dead_letter(record, "empty record (tombstone)")
+            await self._replies.dead_letter(record, "empty record (tombstone)")
             return
         if len(record.value) > self.settings.max_request_bytes:
             # Measured after the bus decompressed it: a small compressed record
             # can still be a huge request. Refused before decoding.
-            await self._refuse_undecoded(
+            await self._replies.refuse_undecoded(
                 record,
                 PayloadTooLargeError(
                     f"the request is {len(record.value)} bytes once decompressed; "
@@ -407,17 +361,18 @@ class AdapterService:
         try:
             request = decode_request(record.value)
         except ProtocolError as exc:
-            await self._refuse_undecoded(record, exc, "undecodable")
+            await self._replies.refuse_undecoded(record, exc, "undecodable")
             return
-        unusable = await self._check_reply_address(request.reply_to)
+        unusable = await self._replies.check_address(request.reply_to)
         if unusable is not None:
             # Nobody could ever get the answer: do not run it (a write would
             # happen unseen), keep it with the reason instead.
             self.metrics.dead_letters.labels("reply_address").inc()
-            await self._dead_letter(record, f"unusable reply address: {unusable}")
+            await self._replies.dead_letter(record, f"unusable reply address: {unusable}")
             return
-        # No request waits and runs longer than the adapter allows, whatever it asks.
-        request.deadline = min(request.deadline, received + self.settings.max_deadline)
+        # The one deadline of this request; no request waits and runs longer
+        # than the adapter allows, whatever it asks.
+        deadline = Deadline.from_wall(request.deadline, cap=self.settings.max_deadline)
 
         timings = Timings(queue=max(0.0, received - request.sent_at) if request.sent_at else 0.0)
         self.metrics.queue_wait.observe(timings.queue)
@@ -457,22 +412,22 @@ class AdapterService:
                     # The running duplicate failed (failures are not cached): a
                     # waiter must not be left without a reply, so it runs itself.
                     continue
-            await self._send_reply(
+            await self._replies.send(
                 request.reply_to,
                 request.id,
                 _with_id(data, request.id),
-                request.deadline,
+                deadline,
                 copy_to_errors=False,
                 client=request.client,
             )
             return
 
         try:
-            outcome = await self._execute(request)
+            outcome = await self._execute(request, deadline)
         except QueryBusError as exc:
             timings.total = time.perf_counter() - started
-            await self._reply_failure(
-                request.reply_to, request.id, exc, timings, request.deadline, client=request.client
+            await self._replies.failure(
+                request.reply_to, request.id, exc, timings, deadline, client=request.client
             )
             if idem is not None:
                 self._idem.finish(idem, None)
@@ -504,8 +459,8 @@ class AdapterService:
                 rowcount=outcome.rowcount,
                 lsn=outcome.lsn,
             )
-            await self._reply_failure(
-                request.reply_to, request.id, err, timings, request.deadline, client=request.client
+            await self._replies.failure(
+                request.reply_to, request.id, err, timings, deadline, client=request.client
             )
             if idem is not None:
                 self._idem.finish(idem, None)
@@ -517,23 +472,27 @@ class AdapterService:
             self.metrics.route.labels(route.target, route.reason).inc()
         if idem is not None:
             self._idem.finish(idem, data)
-        await self._send_reply(
+        await self._replies.send(
             request.reply_to,
             request.id,
             data,
-            request.deadline,
+            deadline,
             copy_to_errors=False,
             client=request.client,
         )
 
-    async def _execute(self, request: QueryRequest) -> Outcome:
-        remaining = request.deadline - time.time()
-        if remaining <= 0:
-            raise DeadlineExceededError(
-                f"the request's deadline passed {-remaining:.3f} s before it could run; "
-                "not executed"
-            )
-        self.policy.check(request)
+    async def _execute(self, request: QueryRequest, deadline: Deadline) -> Outcome:
+        """Check, decode, and run the request as one :class:`Job`.
+
+        Raises:
+            DeadlineExceededError: it expired (before anything, so an expired
+                request costs no parsing and no database round trip).
+            RequestRejectedError: the policy refused it.
+            ProtocolError: its parameters do not decode.
+            QueryBusError: whatever the executor raises.
+        """
+        deadline.left()
+        statement = self.policy.check(request)
         params: Sequence[Any]
         try:
             params = (
@@ -543,243 +502,7 @@ class AdapterService:
             )
         except (ProtocolError, TypeError) as exc:
             raise ProtocolError(f"invalid parameters: {exc}") from exc
-        # Time may have passed while validating or waiting for a slot.
-        remaining = request.deadline - time.time()
-        if remaining <= 0:
-            raise DeadlineExceededError(
-                "the request's deadline passed before it could run; not executed"
-            )
-        return await self.executor.run(request, params, timeout=remaining)
-
-    # -- replies ---------------------------------------------------------------
-
-    async def _refuse_undecoded(
-        self, record: Record, exc: QueryBusError, kind: str, *, keep_value: bool = True
-    ) -> None:
-        """Dead-letter a record that was not decoded, and answer its caller
-        when its headers name a usable reply address and a correlation id."""
-        self.metrics.dead_letters.labels(kind).inc()
-        await self._dead_letter(record, str(exc), keep_value=keep_value)
-        address = _reply_address_from_headers(record)
-        cid = record.header(Headers.CORRELATION_ID)
-        if address is None or cid is None or await self._check_reply_address(address):
-            return
-        owner = record.header(Headers.CLIENT_ID)
-        await self._reply_failure(
-            address,
-            cid.decode(errors="replace"),
-            exc,
-            Timings(),
-            None,
-            client=owner.decode(errors="replace") if owner else None,
-        )
-
-    async def _check_reply_address(self, address: ReplyAddress) -> str | None:
-        """Why replies cannot go to ``address``, or None when they can.
-
-        Replies go to the response topic or to a topic named under it
-        (``<response>.<suffix>``, e.g. one per tenant): never to the request
-        topic or another service's topic. The partition must exist; topic
-        sizes are cached, so this is a dict lookup per request.
-        """
-        topic, partition = address.topic, address.partition
-        response = self.bus.topics.response
-        if not (topic == response or topic.startswith(response + ".")):
-            return f"topic {topic[:300]!r} is not {response!r} or a topic named under it"
-        if len(topic) > 249 or not set(topic) <= _TOPIC_CHARS:
-            return f"{topic[:300]!r} is not a valid topic name"
-        if partition < 0:
-            return f"partition {partition} does not exist"
-        cached = self._partitions.get(topic)
-        now = time.monotonic()
-        if cached is None or (partition >= cached[0] and now - cached[1] > _PARTITIONS_TTL):
-            try:
-                count = await self.transport.partition_count(topic)
-            except BrokerUnavailableError:
-                return None  # an outage, not a bad address: the reply path copes
-            except TransportError:
-                # Unknown topic: remembered like a topic without partitions, so a
-                # flood of such requests costs no metadata request each.
-                count = 0
-            cached = (count, now)
-            if len(self._partitions) >= _PARTITIONS_CACHED:  # hostile names must not grow it
-                self._partitions.clear()
-            self._partitions[topic] = cached
-        if cached[0] == 0:
-            return f"topic {topic!r} does not exist"
-        if partition >= cached[0]:
-            return f"topic {topic!r} has no partition {partition} (it has {cached[0]})"
-        return None
-
-    async def _reply_failure(
-        self,
-        address: ReplyAddress,
-        correlation_id: str,
-        exc: QueryBusError,
-        timings: Timings,
-        deadline: float | None,
-        *,
-        client: str | None = None,
-    ) -> None:
-        sqlstate = exc.sqlstate if isinstance(exc, QueryError) else None
-        info = ErrorInfo(
-            code=exc.code,
-            message=exc.message,
-            sqlstate=sqlstate,
-            detail=exc.detail if isinstance(exc, QueryError) else None,
-            hint=exc.hint if isinstance(exc, QueryError) else None,
-            retriable=exc.retriable,
-        )
-        if isinstance(exc, ResultTooLargeError):
-            info.command, info.rowcount, info.lsn = exc.command, exc.rowcount, exc.lsn
-        self.metrics.requests.labels(exc.code).inc()
-        self.metrics.errors.labels(exc.code, (sqlstate or "")[:2]).inc()
-        # Database messages can quote parameter values ("invalid input syntax
-        # for type integer: …"): they are logged only where parameters are.
-        if self.settings.log_parameters:
-            log.info("request %s failed: %s: %s", correlation_id, exc.code, exc)
-        else:
-            log.info("request %s failed: %s %s", correlation_id, exc.code, sqlstate or "")
-        data = encode(
-            QueryFailure(id=correlation_id, error=info, timings=timings, served_by=self.instance_id)
-        )
-        # An expired request costs no copy of its own: a new group, or a backlog
-        # after an outage, must not turn into a flood on the error topic.
-        await self._send_reply(
-            address,
-            correlation_id,
-            data,
-            deadline,
-            copy_to_errors=not isinstance(exc, DeadlineExceededError),
-            client=client,
-        )
-
-    async def _send_reply(
-        self,
-        address: ReplyAddress,
-        correlation_id: str,
-        data: bytes,
-        deadline: float | None,
-        *,
-        copy_to_errors: bool,
-        client: str | None = None,
-    ) -> None:
-        """Produce the reply; if it cannot be produced, dead-letter it.
-
-        While the broker is unreachable the reply is retried until the
-        caller's deadline (nothing else can be produced either); any other
-        refusal gets :data:`_REPLY_ATTEMPTS` tries. Either way the reply then
-        goes to the dead-letter topic with the reason (logged once), so the
-        request's offset can be committed and its slot freed.
-
-        The client id travels as a header so that clients sharing a reply
-        partition skip each other's replies instead of counting them as late.
-
-        Raises:
-            TransportError: the adapter is stopping and the reply could be
-                neither produced nor dead-lettered (left uncommitted).
-        """
-        assert self._producer is not None
-        headers = [(Headers.CORRELATION_ID, correlation_id.encode())]
-        if client:
-            headers.append((Headers.CLIENT_ID, client.encode()))
-        attempts = 0
-        while True:
-            try:
-                await self._producer.send(
-                    address.topic, data, partition=address.partition, headers=headers
-                )
-                break
-            except TransportError as exc:
-                attempts += 1
-                outage = isinstance(exc, BrokerUnavailableError)
-                again = (
-                    deadline is not None and time.time() < deadline
-                    if outage
-                    else exc.retriable and attempts < _REPLY_ATTEMPTS
-                )
-                if again and not self._stopping.is_set():
-                    log.debug("reply %s not produced yet (%s); retrying", correlation_id, exc)
-                    await asyncio.sleep(_SEND_RETRY_DELAY)
-                    continue
-                reason = (
-                    f"reply could not be delivered to {address.topic}[{address.partition}] "
-                    f"after {attempts} attempts: {exc}"
-                )
-                log.warning("reply %s dead-lettered: %s", correlation_id, reason)
-                self.metrics.dead_letters.labels("undeliverable_reply").inc()
-                await self._dead_letter_value(
-                    data,
-                    correlation_id.encode(),
-                    [
-                        *headers,
-                        (Headers.REPLY_TOPIC, address.topic.encode()),
-                        (Headers.REPLY_PARTITION, str(address.partition).encode()),
-                    ],
-                    reason,
-                )
-                return
-        if copy_to_errors:
-            self._spawn(self._copy_to_error_topic(correlation_id, data))
-
-    async def _copy_to_error_topic(self, correlation_id: str, data: bytes) -> None:
-        assert self._producer is not None
-        try:
-            await self._producer.send(
-                self.bus.topics.error,
-                data,
-                key=correlation_id.encode(),
-                headers=[(Headers.CORRELATION_ID, correlation_id.encode())],
-            )
-        except TransportError as exc:
-            log.warning(
-                "copy of error reply %s to %s failed: %s",
-                correlation_id,
-                self.bus.topics.error,
-                exc,
-            )
-
-    async def _dead_letter(self, record: Record, reason: str, *, keep_value: bool = True) -> None:
-        """Keep an unusable record, with why, on the dead-letter topic (its
-        value too, unless ``keep_value`` is False or it is too large)."""
-        log.warning(
-            "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
-        )
-        await self._dead_letter_value(
-            record.value if keep_value else None, record.key, record.headers, reason
-        )
-
-    async def _dead_letter_value(
-        self,
-        value: bytes | None,
-        key: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        reason: str,
-    ) -> None:
-        """Append ``value`` to the dead-letter topic with ``reason`` in a header.
-
-        Retries until it succeeds or the adapter stops; in the latter case
-        the error is raised and the request stays uncommitted, so it comes
-        back after a restart.
-
-        Raises:
-            TransportError: the adapter is stopping and the write failed.
-        """
-        assert self._producer is not None
-        headers = [*headers, (Headers.DLQ_REASON, reason.encode()[:1000])]
-        while True:
-            try:
-                await self._producer.send(
-                    self.bus.topics.dead_letter, value, key=key, headers=headers
-                )
-                return
-            except PayloadTooLargeError:
-                value = None  # the reason and the headers still say what it was
-            except TransportError as exc:
-                if self._stopping.is_set():
-                    raise
-                log.warning("dead-letter write failed (%s); retrying", exc)
-                await asyncio.sleep(_SEND_RETRY_DELAY)
+        return await self.executor.run(Job(request, params, statement, deadline))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -836,17 +559,6 @@ class AdapterService:
 
     async def _http_metrics(self) -> Response:
         return 200, "text/plain; version=0.0.4", self.metrics.render()
-
-
-def _reply_address_from_headers(record: Record) -> ReplyAddress | None:
-    topic = record.header(Headers.REPLY_TOPIC)
-    partition = record.header(Headers.REPLY_PARTITION)
-    if topic is None or partition is None:
-        return None
-    try:
-        return ReplyAddress(topic.decode(), int(partition))
-    except (UnicodeDecodeError, ValueError):
-        return None
 
 
 _reply_decoder = msgspec.json.Decoder(dict[str, Any])

@@ -17,10 +17,9 @@ from typing import Any
 
 import aiosqlite
 
-from querybus.adapter.executor import Outcome
 from querybus.errors import InterfaceError, OperationalError, QueryError, query_error_class
-from querybus.protocol.messages import Column, OperationType, QueryRequest, RouteInfo
-from querybus.routing.classify import analyze
+from querybus.execution import Job, Outcome
+from querybus.protocol.messages import Column, OperationType, RouteInfo
 
 __all__ = ["SqliteExecutor"]
 
@@ -78,12 +77,12 @@ class SqliteExecutor:
             raise InterfaceError("the SQLite executor is not started")
         return self._db
 
-    async def run(self, request: QueryRequest, params: Sequence[Any], *, timeout: float) -> Outcome:
+    async def run(self, job: Job) -> Outcome:
         db = self._require()
         started = time.perf_counter()
         async with self._lock:
             try:
-                outcome = await asyncio.wait_for(self._run(db, request, params), timeout)
+                outcome = await asyncio.wait_for(self._run(db, job), job.deadline.left())
             except sqlite3.Error as exc:
                 raise _map_error(exc) from exc
             except TimeoutError:
@@ -95,9 +94,8 @@ class SqliteExecutor:
         outcome.route = RouteInfo(target="sqlite", reason="embedded")
         return outcome
 
-    async def _run(
-        self, db: aiosqlite.Connection, request: QueryRequest, params: Sequence[Any]
-    ) -> Outcome:
+    async def _run(self, db: aiosqlite.Connection, job: Job) -> Outcome:
+        request, params = job.request, job.params
         if request.many:
             await db.execute("BEGIN")
             try:
@@ -111,7 +109,7 @@ class SqliteExecutor:
             rows = [list(r) for r in await cursor.fetchall()]
             description = cursor.description or ()
             changed = cursor.rowcount
-        op = analyze(request.sql).operation
+        op = job.statement.operation
         columns = [
             Column(d[0], _TYPE_NAMES.get(type(rows[0][i]), "text") if rows else "text")
             for i, d in enumerate(description)

@@ -44,7 +44,7 @@ __all__ = [
 #: Seconds ``querybus check`` waits by default, registry wait and reply together.
 DEFAULT_TIMEOUT = 5.0
 
-#: The name adapters register under (``querybus.adapter.runner.SERVICE_NAME``;
+#: The name adapters register under (``querybus.cli.serve.SERVICE_NAME``;
 #: not imported from there: a caller-only install has no adapter modules).
 ADAPTER_SERVICE = "database-adapter"
 

@@ -19,6 +19,7 @@ import msgspec
 import typer
 from rich.console import Console
 
+from querybus.client.result import Result
 from querybus.errors import RegistryError
 from querybus.registry import RegistryClient, RegistrySettings, registry_from_settings
 
@@ -35,6 +36,7 @@ __all__ = [
     "load_stack_env",
     "parse_param",
     "parse_param_types",
+    "result_as_json",
     "run",
 ]
 
@@ -306,3 +308,16 @@ def jsonable(value: Any) -> Any:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+def result_as_json(result: Result) -> dict[str, Any]:
+    """A result as one JSON-ready object (``query --json``, ``dev --json``)."""
+    return {
+        "ok": True,
+        "command": result.command,
+        "rowcount": result.rowcount,
+        "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+        "rows": [jsonable(r.as_dict()) for r in result.rows],
+        "correlation_id": result.correlation_id,
+        "elapsed_ms": round(result.elapsed * 1000, 3),
+    }

@@ -21,9 +21,8 @@ from querybus.adapter.policy import Policy
 from querybus.adapter.service import AdapterService
 from querybus.adapter.sqlite import SqliteExecutor
 from querybus.cli.common import console as make_console
-from querybus.cli.common import jsonable
+from querybus.cli.common import result_as_json
 from querybus.client import QueryClient
-from querybus.client.result import Result
 from querybus.config import AdapterSettings, BusSettings
 from querybus.errors import QueryBusError
 from querybus.transport import connect
@@ -100,7 +99,7 @@ async def run_dev(
                         console.print(f"[red]ERROR {escape(code)}:[/red] {escape(exc.message)}")
                     continue
                 if as_json:
-                    _print_json(console, _as_json(result))
+                    _print_json(console, result_as_json(result))
                     continue
                 if result.columns:
                     table = Table(*[escape(c.name) for c in result.columns])
@@ -117,18 +116,6 @@ async def run_dev(
         await adapter.stop()
         await transport.close()
     return 1 if failures else 0
-
-
-def _as_json(result: Result) -> dict[str, Any]:
-    return {
-        "ok": True,
-        "command": result.command,
-        "rowcount": result.rowcount,
-        "columns": [{"name": c.name, "type": c.type} for c in result.columns],
-        "rows": [jsonable(r.as_dict()) for r in result.rows],
-        "correlation_id": result.correlation_id,
-        "elapsed_ms": round(result.elapsed * 1000, 3),
-    }
 
 
 def _print_json(console: Console, value: dict[str, Any]) -> None:

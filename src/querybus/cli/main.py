@@ -24,8 +24,8 @@ from querybus.cli.common import (
     configure_logging,
     console,
     discovery_from_env,
-    jsonable,
     load_stack_env,
+    result_as_json,
     run,
 )
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
@@ -57,11 +57,7 @@ def _mount_subcommands() -> None:
         app.add_typer(route_app, name="route", help="Explain routing decisions.")
     from querybus.cli.bench import bench
     from querybus.cli.dev import dev
-    from querybus.cli.schema import schema
 
-    app.command(help="Print, write or check the protocol documents (AsyncAPI, JSON Schema).")(
-        schema
-    )
     app.command(
         help="Embedded mode: in-memory bus, SQLite, an adapter and a SQL prompt in one process."
     )(dev)
@@ -100,7 +96,7 @@ def serve(
 ) -> None:
     """Run an adapter: consume requests, execute them on PostgreSQL, reply."""
     configure_logging(log_level)
-    from querybus.adapter.runner import serve_adapter
+    from querybus.cli.serve import serve_adapter
 
     try:
         settings = adapter_settings(
@@ -267,21 +263,10 @@ def query(
                     err.print(f"  {extra.upper()}: {getattr(exc, extra)}", markup=False)
         raise typer.Exit(1) from None
     if as_json:
-        print(
-            msgspec.json.encode(
-                {
-                    "ok": True,
-                    "command": result.command,
-                    "rowcount": result.rowcount,
-                    "columns": [{"name": c.name, "type": c.type} for c in result.columns],
-                    "rows": [jsonable(r.as_dict()) for r in result.rows],
-                    "correlation_id": result.correlation_id,
-                    "served_by": result.served_by,
-                    "route": msgspec.to_builtins(result.route) if result.route else None,
-                    "elapsed_ms": round(result.elapsed * 1000, 3),
-                }
-            ).decode()
-        )
+        doc = result_as_json(result)
+        doc["served_by"] = result.served_by
+        doc["route"] = msgspec.to_builtins(result.route) if result.route else None
+        print(msgspec.json.encode(doc).decode())
         return
     if result.columns:
         table = Table(*[f"{_escape(c.name)}\n[dim]{_escape(c.type)}[/dim]" for c in result.columns])

@@ -28,9 +28,8 @@ from querybus.errors import (
     QueryBusError,
     RequestTimeoutError,
     TransportError,
-    error_from_wire,
 )
-from querybus.observability.metrics import ClientMetrics
+from querybus.observability.client_metrics import ClientMetrics
 from querybus.protocol import (
     Headers,
     OperationType,
@@ -44,6 +43,7 @@ from querybus.protocol import (
     encode,
     encode_row,
 )
+from querybus.protocol.errors import error_from_info
 from querybus.transport import PartitionReader, Producer, Record, TopicSpec, Transport, connect
 
 __all__ = ["ClientState", "QueryClient"]
@@ -368,18 +368,7 @@ class QueryClient:
             e = reply.error
             if e.lsn:  # a statement that ran and wrote, though its rows did not fit
                 self._note_lsn(e.lsn)
-            err = error_from_wire(
-                e.code,
-                e.message,
-                sqlstate=e.sqlstate,
-                detail=e.detail,
-                hint=e.hint,
-                command=e.command,
-                rowcount=e.rowcount,
-                lsn=e.lsn,
-            )
-            err.correlation_id = cid
-            raise err
+            raise error_from_info(e, correlation_id=cid)
         if reply.lsn:
             self._note_lsn(reply.lsn)
         rt = row_type(reply.columns)

@@ -1,11 +1,15 @@
-"""Prometheus metrics. One :class:`Metrics` object per service, on its own registry,
-so two adapters in one process (tests) do not collide."""
+"""Prometheus metrics of an adapter. One :class:`Metrics` object per service, on its own
+registry, so two adapters in one process (tests) do not collide.
+
+The client's counters are in :mod:`querybus.observability.client_metrics`: a caller's
+install has no prometheus-client.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["ClientMetrics", "Metrics"]
+__all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -89,18 +93,3 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
-
-
-class ClientMetrics:
-    """Counters a :class:`~querybus.QueryClient` keeps (exposed as plain ints: a
-    client lives inside someone else's service)."""
-
-    __slots__ = ("late_replies", "replies", "requests", "timeouts", "undecodable_replies")
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.replies = 0
-        self.timeouts = 0
-        #: Replies that arrived after their caller gave up; dropped.
-        self.late_replies = 0
-        self.undecodable_replies = 0

@@ -6,7 +6,7 @@ Decoding is strict: unknown enum values, wrong types and missing fields are a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -14,6 +14,8 @@ from querybus.errors import ProtocolError
 from querybus.protocol.messages import SCHEMA_VERSION, QueryRequest, Reply
 
 __all__ = ["decode_reply", "decode_request", "encode", "peek_version"]
+
+T = TypeVar("T", QueryRequest, Reply)
 
 _encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.json.Decoder(QueryRequest)
@@ -72,16 +74,7 @@ def decode_request(data: bytes) -> QueryRequest:
         ProtocolError: malformed JSON, a missing or mistyped field, or a schema
             version this code does not speak.
     """
-    try:
-        req = _request_decoder.decode(data)
-    except _DECODE_ERRORS as exc:
-        _check_version(data, exc)
-        raise ProtocolError(f"invalid request: {_why(exc)}") from exc
-    if req.v != SCHEMA_VERSION:
-        raise ProtocolError(
-            f"unsupported schema version {req.v} (this reader speaks {SCHEMA_VERSION})"
-        )
-    return req
+    return _decode(_request_decoder, data, "request")
 
 
 def decode_reply(data: bytes) -> Reply:
@@ -90,13 +83,18 @@ def decode_reply(data: bytes) -> Reply:
     Raises:
         ProtocolError: as for :func:`decode_request`.
     """
+    return _decode(_reply_decoder, data, "reply")
+
+
+def _decode(decoder: msgspec.json.Decoder[T], data: bytes, what: str) -> T:
     try:
-        reply = _reply_decoder.decode(data)
+        message = decoder.decode(data)
     except _DECODE_ERRORS as exc:
         _check_version(data, exc)
-        raise ProtocolError(f"invalid reply: {_why(exc)}") from exc
-    if reply.v != SCHEMA_VERSION:
+        raise ProtocolError(f"invalid {what}: {_why(exc)}") from exc
+    version = message.v
+    if version != SCHEMA_VERSION:
         raise ProtocolError(
-            f"unsupported schema version {reply.v} (this reader speaks {SCHEMA_VERSION})"
+            f"unsupported schema version {version} (this reader speaks {SCHEMA_VERSION})"
         )
-    return reply
+    return message

@@ -20,10 +20,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import unquote, urlsplit
 
+from querybus.database.replication import format_lsn
 from querybus.errors import ConfigurationError, QueryBusError, RegistryError
 from querybus.registry.client import RegistryClient
 from querybus.registry.models import CheckResult, HealthStatus, ServiceInstance
-from querybus.routing.lag import format_lsn
 from querybus.routing.targets import ReplicaConfig, Target, dsn_name, host_port, replica_dsn
 
 if TYPE_CHECKING:

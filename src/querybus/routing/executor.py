@@ -1,7 +1,7 @@
-"""RoutingExecutor: an :class:`~querybus.adapter.executor.Executor` over a
+"""RoutingExecutor: an :class:`~querybus.execution.Executor` over a
 primary and any number of streaming replicas, choosing a target per statement.
 
-Statement execution itself is :func:`querybus.adapter.postgres.run_on_connection`
+Statement execution itself is :func:`querybus.database.postgres.run_on_connection`
 (the same code the single-server executor uses); this module only decides
 where, retries elsewhere when a server fails, and records why.
 """
@@ -13,19 +13,19 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
-from querybus.adapter.executor import Outcome
-from querybus.adapter.idempotency import IdempotencySettings, IdempotencyStore
-from querybus.adapter.postgres import check_login, prepare_idempotency, run_on_connection
+from querybus.database.idempotency import IdempotencySettings, IdempotencyStore
+from querybus.database.postgres import prepare_idempotency, run_on_connection
+from querybus.database.replication import commit_lsn, wait_replayed
+from querybus.database.session import check_login
 from querybus.errors import (
     NoEligibleTargetError,
     OperationalError,
     QueryBusError,
-    QueryCanceledError,
     ReadOnlyTransactionError,
     TargetBusyError,
 )
+from querybus.execution import Job, Outcome
 from querybus.observability.metrics import Metrics
 from querybus.protocol.messages import QueryRequest, RouteInfo
 from querybus.routing.classify import Classification, Classifier, FunctionCatalog
@@ -35,14 +35,7 @@ from querybus.routing.reasons import Reason
 from querybus.routing.router import Plan, Router
 from querybus.routing.settings import RoutingSettings
 from querybus.routing.strategies import Strategy
-from querybus.routing.targets import (
-    ReplicaConfig,
-    Target,
-    commit_lsn,
-    dsn_name,
-    is_target_failure,
-    wait_replayed,
-)
+from querybus.routing.targets import ReplicaConfig, Target, dsn_name, is_target_failure
 
 # RoutingSettings is re-exported: callers build both from one import.
 __all__ = ["RoutingExecutor", "RoutingSettings"]
@@ -84,9 +77,9 @@ class RoutingExecutor:
         pool_size: connections per server; overrides ``settings.pool_size``.
         idempotency: the durable idempotency store, on the primary (default:
             on, table ``querybus_idempotency``, keys kept 24 h); see
-            :mod:`querybus.adapter.idempotency`.
+            :mod:`querybus.database.idempotency`.
         allow_superuser: start even when the login is a superuser (see
-            :func:`~querybus.adapter.postgres.check_login`).
+            :func:`~querybus.database.session.check_login`).
         reset_every_request: reset and check the session after every request.
 
     ``metrics`` and ``on_decision`` are also plain attributes, so a service
@@ -206,13 +199,7 @@ class RoutingExecutor:
                 lambda: self.primary.connection(self.settings.max_statement_timeout)
             )
         for replica in self.replicas:
-            try:
-                await replica.open()
-            except QueryBusError as exc:
-                log.warning("routing: replica %s unavailable at start: %s", replica.label, exc)
-                replica.mark_failed(
-                    exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
-                )
+            await self._open_or_ban(replica, "at start")
         await self.monitor.start()
         self._started = True
 
@@ -245,16 +232,8 @@ class RoutingExecutor:
         """
         async with self._membership:
             target = self._replica_target(config)
-            if self._started:
-                try:
-                    await target.open()
-                except QueryBusError as exc:
-                    log.warning("routing: replica %s unavailable when added: %s", target.label, exc)
-                    target.mark_failed(
-                        exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
-                    )
-                else:
-                    await self.monitor.sample_replica(target)
+            if self._started and await self._open_or_ban(target, "when added"):
+                await self.monitor.sample_replica(target)
             # The name was made unique against the list as it is now (the lock
             # keeps it so): build a new list, never append in place.
             self._publish([*self.replicas, target])
@@ -283,6 +262,22 @@ class RoutingExecutor:
         await target.retire(self.settings.max_statement_timeout if grace is None else grace)
         return target
 
+    async def _open_or_ban(self, target: Target, when: str) -> bool:
+        """Open ``target``'s pool; a replica that is down is banned, not fatal
+        (the monitor readmits it when it answers)."""
+        try:
+            await target.open()
+        except QueryBusError as exc:
+            log.warning("routing: replica %s unavailable %s: %s", target.label, when, exc)
+            self._ban(target, exc)
+            return False
+        return True
+
+    def _ban(self, target: Target, exc: BaseException) -> None:
+        target.mark_failed(
+            exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
+        )
+
     async def __aenter__(self) -> RoutingExecutor:
         await self.start()
         return self
@@ -304,23 +299,18 @@ class RoutingExecutor:
         """How the router classifies ``sql`` (cached; no I/O)."""
         return self.classifier.classify(sql)
 
-    async def run(
-        self,
-        request: QueryRequest,
-        params: Sequence[Any],
-        *,
-        timeout: float,
-    ) -> Outcome:
-        """Run ``request`` where the routing rules say.
+    async def run(self, job: Job) -> Outcome:
+        """Run ``job`` where the routing rules say.
 
         Raises:
             QueryError: the database refused the statement (precise subclass).
             OperationalError: no server that may run it could be reached.
             NoEligibleTargetError: a read that may not use the primary found no replica.
+            DeadlineExceededError: its deadline passed before it could run.
         """
         started = time.perf_counter()
-        deadline = time.monotonic() + timeout
-        cls = self.classifier.classify(request.sql)
+        request = job.request
+        cls = self.classifier.classify(job.statement)
         try:
             plan = self.router.plan(request, cls)
         except QueryBusError as exc:
@@ -328,7 +318,7 @@ class RoutingExecutor:
             raise
         state = _Attempt(plan.reason)
         try:
-            outcome = await self._execute(request, params, cls, plan, state, deadline)
+            outcome = await self._execute(job, cls, plan, state)
         except QueryBusError as exc:
             state.error = exc
             self._record(request, cls, state, None, started)
@@ -339,25 +329,17 @@ class RoutingExecutor:
         self._record(request, cls, state, outcome, started)
         return outcome
 
-    async def _execute(
-        self,
-        request: QueryRequest,
-        params: Sequence[Any],
-        cls: Classification,
-        plan: Plan,
-        state: _Attempt,
-        deadline: float,
-    ) -> Outcome:
+    async def _execute(self, job: Job, cls: Classification, plan: Plan, state: _Attempt) -> Outcome:
         replicas = plan.replicas[: self.settings.read_attempts]
         for target in replicas:
-            outcome = await self._try_replica(target, request, params, cls, state, deadline)
+            outcome = await self._try_replica(target, job, cls, state)
             if outcome is not None:
                 return outcome
             if state.reason is Reason.READ_ONLY_RETRY:
                 break
         else:
             if plan.pending and plan.min_lsn is not None and not state.attempts:
-                outcome = await self._try_pending(plan, request, params, cls, state, deadline)
+                outcome = await self._try_pending(plan, job, cls, state)
                 if outcome is not None:
                     return outcome
         if not (plan.primary or state.reason is Reason.READ_ONLY_RETRY):
@@ -371,20 +353,11 @@ class RoutingExecutor:
         # A statement a replica refused as a write did write here: its caller
         # needs the LSN for read-your-writes like any other writer's.
         want_lsn = cls.writes or self.router.is_learned(cls.fingerprint)
-        # Writes only: a read needs no durable idempotency record.
-        store = self.idempotency if want_lsn and request.idem is not None else None
-        return await self._run_on(
-            self.primary, request, params, state, deadline, want_lsn=want_lsn, idempotency=store
-        )
+        store = self.idempotency and self.idempotency.for_job(job)
+        return await self._run_on(self.primary, job, state, want_lsn=want_lsn, idempotency=store)
 
     async def _try_replica(
-        self,
-        target: Target,
-        request: QueryRequest,
-        params: Sequence[Any],
-        cls: Classification,
-        state: _Attempt,
-        deadline: float,
+        self, target: Target, job: Job, cls: Classification, state: _Attempt
     ) -> Outcome | None:
         """Run on one replica; None when the caller should try the next target."""
         if state.attempts:
@@ -393,24 +366,18 @@ class RoutingExecutor:
             target,
             cls,
             state,
-            lambda: self._run_on(target, request, params, state, deadline, want_lsn=False),
+            lambda: self._run_on(target, job, state, want_lsn=False),
         )
 
     async def _try_pending(
-        self,
-        plan: Plan,
-        request: QueryRequest,
-        params: Sequence[Any],
-        cls: Classification,
-        state: _Attempt,
-        deadline: float,
+        self, plan: Plan, job: Job, cls: Classification, state: _Attempt
     ) -> Outcome | None:
         """Wait (up to the budget) for the best pending replica to replay the
         caller's LSN, then run there on the same connection."""
         assert plan.min_lsn is not None
         min_lsn = plan.min_lsn
         target = plan.pending[0]
-        budget = min(self.settings.ryw_wait, deadline - time.monotonic())
+        budget = min(self.settings.ryw_wait, job.deadline.remaining())
         if budget <= 0:
             return None
 
@@ -425,9 +392,7 @@ class RoutingExecutor:
                 state.decided_at = time.perf_counter()
                 return await run_on_connection(
                     conn,
-                    request,
-                    params,
-                    timeout=_left(deadline),
+                    job,
                     session_timeout=self.settings.max_statement_timeout,
                     reset=self._reset_every_request,
                 )
@@ -465,19 +430,15 @@ class RoutingExecutor:
         except OperationalError as exc:
             if not is_target_failure(exc):
                 raise
-            target.mark_failed(
-                exc, base=self.settings.ban_seconds, maximum=self.settings.ban_max_seconds
-            )
+            self._ban(target, exc)
             state.error = exc
             return None
 
     async def _run_on(
         self,
         target: Target,
-        request: QueryRequest,
-        params: Sequence[Any],
+        job: Job,
         state: _Attempt,
-        deadline: float,
         *,
         want_lsn: bool,
         idempotency: IdempotencyStore | None = None,
@@ -485,13 +446,10 @@ class RoutingExecutor:
         state.attempts += 1
         state.target = target
         state.decided_at = time.perf_counter()
-        timeout = _left(deadline)
-        async with target.connection(timeout) as conn:
+        async with target.connection(job.deadline.left()) as conn:
             outcome = await run_on_connection(
                 conn,
-                request,
-                params,
-                timeout=_left(deadline),
+                job,
                 session_timeout=self.settings.max_statement_timeout,
                 idempotency=idempotency,
                 reset=self._reset_every_request,
@@ -555,15 +513,3 @@ def _failed(cls: Classification, exc: QueryBusError) -> _Attempt:
     state = _Attempt(cls.reason)
     state.error = exc
     return state
-
-
-def _left(deadline: float) -> float:
-    """Seconds left before ``deadline``.
-
-    Raises:
-        QueryCanceledError: none are (as if ``statement_timeout`` had fired).
-    """
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise QueryCanceledError("the request's deadline passed while routing", sqlstate="57014")
-    return left

@@ -18,29 +18,7 @@ import collections
 import time
 from dataclasses import dataclass
 
-from querybus.errors import RequestRejectedError
-
-__all__ = ["LagSample", "LagTracker", "format_lsn", "parse_lsn"]
-
-
-def parse_lsn(text: str) -> int:
-    """``"16/B374D848"`` → the WAL position as an int.
-
-    Raises:
-        RequestRejectedError: ``text`` is not an LSN (it comes from callers, as ``min_lsn``).
-    """
-    hi, sep, lo = text.partition("/")
-    try:
-        if not sep:
-            raise ValueError(text)
-        return (int(hi, 16) << 32) | int(lo, 16)
-    except ValueError:
-        raise RequestRejectedError(f"not a PostgreSQL LSN: {text!r}") from None
-
-
-def format_lsn(value: int) -> str:
-    """The inverse of :func:`parse_lsn`."""
-    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+__all__ = ["LagSample", "LagTracker"]
 
 
 @dataclass(frozen=True, slots=True)

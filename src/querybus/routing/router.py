@@ -14,15 +14,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from querybus.database.replication import parse_lsn
 from querybus.errors import NoEligibleTargetError
 from querybus.protocol.messages import QueryRequest, RoutePreference
 from querybus.routing.classify import Classification
-from querybus.routing.complexity import ComplexityClass
-from querybus.routing.lag import parse_lsn
 from querybus.routing.reasons import Reason
 from querybus.routing.settings import RoutingSettings
 from querybus.routing.strategies import Strategy, make_strategy
 from querybus.routing.targets import Target
+from querybus.sql.complexity import ComplexityClass
 
 __all__ = ["Plan", "Router"]
 

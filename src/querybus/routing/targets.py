@@ -1,8 +1,8 @@
 """Database targets: the primary and the replicas, each with its pool and state.
 
-This module and :mod:`querybus.adapter.postgres` are the only asyncpg
-importers. Every asyncpg or socket exception is mapped to a querybus error
-here (through :func:`querybus.adapter.postgres.map_database_error`).
+The connections themselves are the database layer's (:mod:`querybus.database`,
+the only asyncpg importer); every asyncpg or socket exception is mapped to a
+querybus error through :func:`querybus.database.errors.map_database_error`.
 
 Each target has two ways in: a pool for requests, and one separate
 *monitor* connection for lag sampling and health checks, so that a pool
@@ -21,38 +21,29 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-import asyncpg
-
-from querybus.adapter.postgres import RELEASE_TIMEOUT, create_pool, map_database_error
+from querybus.database.errors import BROKEN_CONNECTION, DATABASE_ERRORS, map_database_error
+from querybus.database.postgres import RELEASE_TIMEOUT, connect, create_pool
+from querybus.database.replication import REPLICA_STATUS, parse_lsn
 from querybus.errors import (
     ConfigurationError,
     OperationalError,
     QueryCanceledError,
     TargetBusyError,
 )
-from querybus.routing.lag import LagSample, parse_lsn
+from querybus.routing.lag import LagSample
 
 __all__ = [
     "ReplicaConfig",
     "Target",
-    "commit_lsn",
     "dsn_name",
     "host_port",
     "is_target_failure",
     "replica_dsn",
-    "wait_replayed",
 ]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-# What asyncpg raises when the server goes away mid-operation, beyond the
-# mapped errors: its protocol state machine is left in an operation.
-_BROKEN = (asyncpg.InternalClientError, asyncpg.InterfaceError, ConnectionError)
-
-_REPLICA_STATUS = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
 
 
 async def _created(creating: Awaitable[T], *, close: Callable[[T], object]) -> T:
@@ -293,7 +284,7 @@ class Target:
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), timeout=grace)
-            except (TimeoutError, OSError, asyncpg.InterfaceError):
+            except DATABASE_ERRORS:  # includes TimeoutError
                 pool.terminate()
 
     @contextlib.asynccontextmanager
@@ -330,11 +321,11 @@ class Target:
                 raise TargetBusyError(
                     f"no free connection to {self.label} within {limit:.3g} s"
                 ) from None
-            except _DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 raise map_database_error(exc) from exc
             try:
                 yield conn
-            except _BROKEN as exc:
+            except BROKEN_CONNECTION as exc:
                 raise OperationalError(
                     f"connection to {self.label} broke: {exc}", sqlstate="08006"
                 ) from exc
@@ -357,7 +348,7 @@ class Target:
         async with self.connection(wait) as conn:
             try:
                 await conn.fetchval("SELECT 1", timeout=wait)
-            except _DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 raise map_database_error(exc) from exc
 
     # -- monitoring (own connection) --------------------------------------
@@ -375,15 +366,15 @@ class Target:
             try:
                 if self._monitor is None or self._monitor.is_closed():
                     self._monitor = await _created(
-                        asyncpg.connect(
+                        connect(
                             self.dsn,
                             timeout=min(wait, self.connect_timeout),
-                            server_settings={"application_name": "querybus-router-monitor"},
+                            application_name="querybus-router-monitor",
                         ),
                         close=lambda conn: conn.terminate(),
                     )
                 return await self._monitor.fetchrow(query, *args, timeout=wait)
-            except _DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 # A half-dead connection must not be reused for the next sample.
                 if self._monitor is not None:
                     self._monitor.terminate()
@@ -415,7 +406,7 @@ class Target:
             OperationalError: the server cannot be reached.
             QueryError: the server refused the query.
         """
-        row = await self._monitor_call(_REPLICA_STATUS, wait=wait)
+        row = await self._monitor_call(REPLICA_STATUS, wait=wait)
         in_recovery, lsn = bool(row[0]), row[1]
         replay = parse_lsn(lsn) if lsn else None
         if replay is not None and replay > self.replayed_lsn:
@@ -431,56 +422,11 @@ class Target:
         """
         async with self._monitor_lock:
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=min(wait, self.connect_timeout))
+                conn = await connect(self.dsn, timeout=min(wait, self.connect_timeout))
                 try:
                     rows = await conn.fetch(query, timeout=wait)
                 finally:
                     await conn.close()
-            except _DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 raise map_database_error(exc) from exc
         return {str(r[0]): str(r[1]) for r in rows}
-
-
-async def commit_lsn(conn: Any) -> str:
-    """The WAL *insert* position on ``conn``'s server, read right after a write.
-
-    Not ``pg_current_wal_lsn()``: that is the *write* position, which with
-    ``synchronous_commit = off`` can still be behind our own commit record, so
-    a replica that replayed it could miss the write (we measured exactly that
-    stale read). The insert position is past every record already inserted.
-
-    Raises:
-        OperationalError: the connection failed.
-        QueryError: the server refused the query.
-    """
-    try:
-        return str(await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        raise map_database_error(exc) from exc
-
-
-async def wait_replayed(conn: Any, min_lsn: int, *, budget: float, poll: float) -> int | None:
-    """Poll ``pg_last_wal_replay_lsn()`` on ``conn`` until it reaches ``min_lsn``.
-
-    Returns the replayed LSN once it is ``>= min_lsn``, or ``None`` when the
-    budget ran out first.
-
-    Raises:
-        OperationalError: the connection failed.
-        QueryError: the server refused the query.
-    """
-    deadline = time.monotonic() + budget
-    while True:
-        try:
-            text = await conn.fetchval(
-                "SELECT pg_last_wal_replay_lsn()::text", timeout=max(budget, 1.0)
-            )
-        except _DB_ERRORS as exc:
-            raise map_database_error(exc) from exc
-        if text is not None:
-            lsn = parse_lsn(text)
-            if lsn >= min_lsn:
-                return lsn
-        if time.monotonic() + poll > deadline:
-            return None
-        await asyncio.sleep(poll)

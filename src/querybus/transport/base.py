@@ -42,6 +42,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from querybus.protocol.headers import header
+
 __all__ = [
     "GroupConsumer",
     "PartitionReader",
@@ -74,10 +76,7 @@ class Record:
 
     def header(self, name: str) -> bytes | None:
         """The first header called ``name``, or None."""
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
+        return header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)

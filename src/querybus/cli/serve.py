@@ -11,13 +11,13 @@ import signal
 import time
 from collections.abc import Callable
 
-from querybus.adapter.executor import Executor
-from querybus.adapter.idempotency import IdempotencySettings
 from querybus.adapter.policy import Policy
-from querybus.adapter.postgres import PostgresExecutor
 from querybus.adapter.service import AdapterService
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
+from querybus.database.executor import PostgresExecutor
+from querybus.database.idempotency import IdempotencySettings
 from querybus.errors import RegistryError
+from querybus.execution import Executor
 from querybus.observability.metrics import Metrics
 from querybus.protocol import SCHEMA_VERSION
 from querybus.registry import (
@@ -38,7 +38,7 @@ from querybus.transport import Transport, connect
 
 __all__ = ["build_executor", "build_service", "serve_adapter"]
 
-log = logging.getLogger("querybus.adapter")
+log = logging.getLogger("querybus.adapter")  # the adapter's log, whichever module
 
 #: The name adapters register under, and clients discover.
 SERVICE_NAME = "database-adapter"

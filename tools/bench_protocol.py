@@ -1,4 +1,4 @@
-"""Codec microbenchmark: ``python -m querybus.protocol.bench [--json]``.
+"""Codec microbenchmark: ``python tools/bench_protocol.py [--json]``.
 
 Measures the real wire path, both directions, for a typical point query:
 
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 always: a benchmark prints figures, it does not judge them.
     """
-    parser = argparse.ArgumentParser(prog="python -m querybus.protocol.bench")
+    parser = argparse.ArgumentParser(prog="python tools/bench_protocol.py")
     parser.add_argument("--loops", type=int, default=20_000, help="calls per repeat")
     parser.add_argument("--repeats", type=int, default=7, help="repeats (the median is kept)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,6 +1,6 @@
 """Durable idempotency keys: a table in the database the writes go to.
 
-The adapter's in-memory cache (``service._IdempotencyCache``) answers a
+The adapter's in-memory :class:`ReplayCache` (below) answers a
 duplicate that reaches the adapter that served the original. A duplicate that
 reaches another adapter, or the same one after a restart (at-least-once
 redelivery after a crash or a rebalance), is caught here: a request with an
@@ -39,10 +39,10 @@ arriving later than ``ttl`` after the original runs again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -50,14 +50,20 @@ from typing import Any
 
 import msgspec
 
-from querybus.adapter.executor import Outcome
 from querybus.errors import ConfigurationError, QueryError, RequestRejectedError
+from querybus.execution import Deadline, Job, Outcome
 from querybus.protocol.messages import Column
 from querybus.protocol.values import decode_rows, encode_rows
 
-__all__ = ["DEFAULT_TABLE", "IdempotencySettings", "IdempotencyStore", "request_digest"]
+__all__ = [
+    "DEFAULT_TABLE",
+    "IdempotencySettings",
+    "IdempotencyStore",
+    "ReplayCache",
+    "request_digest",
+]
 
-log = logging.getLogger("querybus.adapter.idempotency")
+log = logging.getLogger("querybus.database.idempotency")
 
 DEFAULT_TABLE = "querybus_idempotency"
 
@@ -154,14 +160,6 @@ def request_digest(sql: str, wire_params: list[Any], many: bool) -> str:
     return h.hexdigest()
 
 
-def _left(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        # Mapped like asyncpg's own timeout: QueryCanceledError.
-        raise TimeoutError
-    return left
-
-
 class IdempotencyStore:
     """The SQL of the durable store; executors call it on their own connections.
 
@@ -195,6 +193,11 @@ class IdempotencyStore:
         ]
         self._cleanup: asyncio.Task[None] | None = None
 
+    def for_job(self, job: Job) -> IdempotencyStore | None:
+        """This store when ``job`` needs a durable record — a keyed request
+        whose statement may write — else None (reads are not recorded)."""
+        return self if job.request.idem is not None and job.statement.may_write else None
+
     @property
     def table(self) -> str:
         return self.settings.table
@@ -225,7 +228,7 @@ class IdempotencyStore:
         execute: Callable[[], Awaitable[Outcome]],
         *,
         request: str,
-        deadline: float,
+        deadline: Deadline,
     ) -> Outcome:
         """Run ``execute`` (the statement, on ``conn``) once per ``key``.
 
@@ -244,15 +247,15 @@ class IdempotencyStore:
         while True:
             async with conn.transaction(isolation="read_committed"):
                 claimed = await conn.fetchval(
-                    self._claim_sql, key, request, timeout=_left(deadline)
+                    self._claim_sql, key, request, timeout=deadline.left()
                 )
                 if claimed:
                     outcome = await execute()
                     await conn.execute(
-                        self._store_sql, key, encode_outcome(outcome), timeout=_left(deadline)
+                        self._store_sql, key, encode_outcome(outcome), timeout=deadline.left()
                     )
                     return outcome
-                row = await conn.fetchrow(self._lookup_sql, key, timeout=_left(deadline))
+                row = await conn.fetchrow(self._lookup_sql, key, timeout=deadline.left())
             if row is None:
                 continue  # deleted (expired) between our INSERT and SELECT: claim again
             if row["request"] != request:
@@ -305,3 +308,43 @@ class IdempotencyStore:
             except Exception as exc:  # the next round tries again
                 log.warning("deleting expired idempotency keys failed: %s", exc)
             await asyncio.sleep(self.settings.cleanup_interval)
+
+
+class ReplayCache:
+    """Encoded replies by idempotency key, so a duplicate gets the first reply.
+
+    The adapter's fast path, in memory: the fast path for redelivery to this adapter and
+    client retries (requests with a key are keyed by it, so they land on the
+    same partition, hence the same adapter while the group is stable). A
+    duplicate that reaches another adapter, or this one after a restart, is
+    caught by the durable :class:`IdempotencyStore` below, which returns the
+    first outcome.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._done: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._running: dict[str, asyncio.Future[bytes]] = {}
+
+    def get(self, key: str) -> bytes | asyncio.Future[bytes] | None:
+        if key in self._done:
+            self._done.move_to_end(key)
+            return self._done[key]
+        return self._running.get(key)
+
+    def begin(self, key: str) -> asyncio.Future[bytes]:
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._running[key] = fut
+        return fut
+
+    def finish(self, key: str, reply: bytes | None) -> None:
+        fut = self._running.pop(key, None)
+        if reply is not None:
+            self._done[key] = reply
+            while len(self._done) > self._size:
+                self._done.popitem(last=False)
+        if fut is not None and not fut.done():
+            if reply is None:
+                fut.cancel()
+            else:
+                fut.set_result(reply)

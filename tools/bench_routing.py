@@ -1,6 +1,6 @@
 """Cost of routing: classification (cached and uncached) and per-request overhead.
 
-Run ``python -m querybus.routing.bench`` (``--json`` for one JSON object).
+Run ``python tools/bench_routing.py`` (``--json`` for one JSON object).
 With a database configured (``POSTGRES_*`` and ``QUERYBUS_REPLICA_DSNS``, or
 ``.stack/env`` in the repository) it also measures, side by side in one run,
 the same point query through :class:`RoutingExecutor` and directly through
@@ -123,7 +123,8 @@ async def measure_executor(
     Raises:
         QueryBusError: a database could not be reached.
     """
-    from querybus.adapter.postgres import create_pool, run_on_connection
+    from querybus.database.postgres import create_pool, run_on_connection
+    from querybus.execution import Job
     from querybus.protocol.messages import OperationType, QueryRequest, ReplyAddress
     from querybus.routing.executor import RoutingExecutor
 
@@ -136,6 +137,7 @@ async def measure_executor(
         reply_to=ReplyAddress("t", 0),
         deadline=time.time() + 3600,
     )
+    job = Job.of(request, [1])
     ex = RoutingExecutor(primary_dsn, [replica_dsn], settings=RoutingSettings(pool_size=2))
     pool = await create_pool(replica_dsn, size=2, max_statement_timeout=30.0)
     await ex.start()
@@ -144,14 +146,14 @@ async def measure_executor(
         async def direct() -> float:
             started = time.perf_counter()
             async with pool.acquire() as conn:
-                await run_on_connection(conn, request, [1], timeout=30.0, session_timeout=30.0)
+                await run_on_connection(conn, job, session_timeout=30.0)
             return time.perf_counter() - started
 
         route_seconds: list[float] = []
 
         async def routed() -> float:
             started = time.perf_counter()
-            out = await ex.run(request, [1], timeout=30.0)
+            out = await ex.run(job)
             assert out.route is not None
             assert out.route.target.startswith("replica:")
             route_seconds.append(out.route_seconds)
@@ -184,7 +186,7 @@ async def measure_executor(
 
 def main(argv: list[str] | None = None) -> None:
     """Print the figures."""
-    parser = argparse.ArgumentParser(prog="python -m querybus.routing.bench")
+    parser = argparse.ArgumentParser(prog="python tools/bench_routing.py")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-db", action="store_true", help="skip the database measurement")
     parser.add_argument("--requests", type=int, default=2000)

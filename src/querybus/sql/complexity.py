@@ -1,6 +1,6 @@
 """Query complexity: a score and a class from counts taken on the parse tree.
 
-The counts are filled by :mod:`querybus.routing.classify` in the same walk
+The counts are filled by :mod:`querybus.sql.statement` in the same walk
 that checks for writes, so complexity costs no second pass. The weights are a
 rough proxy for planner and executor work — joins, subqueries, CTEs and
 window functions multiply work; sorts, groups and aggregates add to it — and

@@ -1,4 +1,4 @@
-"""What the router knows about PostgreSQL functions without asking a database.
+"""What querybus knows about PostgreSQL's built-in functions without asking a database.
 
 Used when no :class:`~querybus.routing.classify.FunctionCatalog` (read from
 ``pg_proc``) is available — ``querybus route explain`` offline, or before the

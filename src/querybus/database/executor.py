@@ -1,0 +1,120 @@
+"""PostgresExecutor: every request on one PostgreSQL server through one pool.
+
+The executor behind an adapter without replicas (a
+:class:`~querybus.routing.executor.RoutingExecutor` handles several servers).
+Statements run through :func:`~querybus.database.postgres.run_on_connection`;
+a keyed write runs with its key in the durable idempotency store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from querybus.database.errors import DATABASE_ERRORS, map_database_error
+from querybus.database.idempotency import IdempotencySettings, IdempotencyStore
+from querybus.database.postgres import create_pool, pooled, prepare_idempotency, run_on_connection
+from querybus.database.session import check_login
+from querybus.errors import InterfaceError
+from querybus.execution import Job, Outcome
+
+__all__ = ["PostgresExecutor"]
+
+
+class PostgresExecutor:
+    """Runs every request on one PostgreSQL server through one pool.
+
+    Args:
+        dsn: the server.
+        pool_size: connections; the adapter never runs more requests at once.
+        max_statement_timeout: the longest any statement may run, seconds.
+        idempotency: the durable idempotency store (default: on, table
+            ``querybus_idempotency``, keys kept 24 h); see
+            :mod:`querybus.database.idempotency`.
+        allow_superuser: start even when the login is a superuser (see
+            :func:`check_login`).
+        reset_every_request: reset and check the session after every
+            request, not only after those that may leave state behind (for
+            adapters whose callers may run DDL).
+    """
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        max_statement_timeout: float = 30.0,
+        idempotency: IdempotencySettings | None = None,
+        allow_superuser: bool = False,
+        reset_every_request: bool = False,
+    ) -> None:
+        self._dsn = dsn
+        self._allow_superuser = allow_superuser
+        self._reset_every_request = reset_every_request
+        self._pool_size = pool_size
+        self._max_statement_timeout = max_statement_timeout
+        self._pool: asyncpg.Pool | None = None
+        settings = idempotency or IdempotencySettings()
+        self.idempotency = IdempotencyStore(settings) if settings.enabled else None
+
+    async def start(self) -> None:
+        """Open the pool, check the login and prepare the idempotency table.
+
+        Raises:
+            OperationalError: the server cannot be reached.
+            ConfigurationError: the login is a superuser (see :func:`check_login`).
+            QueryError: the idempotency table cannot be created.
+        """
+        self._pool = await create_pool(
+            self._dsn, size=self._pool_size, max_statement_timeout=self._max_statement_timeout
+        )
+        try:
+            async with self._pool.acquire(timeout=self._max_statement_timeout) as conn:
+                await check_login(conn, allow_superuser=self._allow_superuser)
+                if self.idempotency is not None:
+                    await prepare_idempotency(conn, self.idempotency)
+        except BaseException:
+            await self.stop()
+            raise
+        if self.idempotency is not None:
+            self.idempotency.start_cleanup(self._require_pool().acquire)
+
+    async def stop(self) -> None:
+        if self.idempotency is not None:
+            await self.idempotency.stop_cleanup()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except TimeoutError:
+                pool.terminate()
+
+    def _require_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise InterfaceError("the executor is not started")
+        return self._pool
+
+    async def run(self, job: Job) -> Outcome:
+        pool = self._require_pool()
+        try:
+            async with pooled(pool, job.deadline.left()) as conn:
+                return await run_on_connection(
+                    conn,
+                    job,
+                    session_timeout=self._max_statement_timeout,
+                    idempotency=self.idempotency and self.idempotency.for_job(job),
+                    reset=self._reset_every_request,
+                )
+        except DATABASE_ERRORS as exc:
+            raise map_database_error(exc) from exc
+
+    async def ping(self, timeout: float) -> None:
+        pool = self._require_pool()
+        try:
+            async with pooled(pool, timeout) as conn:
+                await conn.fetchval("SELECT 1", timeout=timeout)
+        except DATABASE_ERRORS as exc:
+            raise map_database_error(exc) from exc

@@ -1,0 +1,274 @@
+"""Running one statement on a PostgreSQL connection, with asyncpg.
+
+The :mod:`querybus.database` package is the only asyncpg importer. One request
+is one statement in autocommit (or, for ``executemany``, one transaction); a
+write with an idempotency key runs in one transaction with its key in the
+durable store (:mod:`querybus.database.idempotency`).
+
+Nothing a request does to its session may leak into the next one, but
+resetting every connection on release (asyncpg's default) costs a full round
+trip per request. So the pool does not reset; instead, after a statement that
+might have left session state behind (``Statement.session_safe`` is false;
+every statement when ``reset`` is asked for), and after we shortened
+``statement_timeout``, the connection gets
+:data:`~querybus.database.session.RESET_SESSION`, which undoes every kind of
+session state PostgreSQL has and checks the result in the same round trip.
+
+Deadlines: the pool's sessions start with ``statement_timeout`` = the
+adapter's longest allowed statement; a request whose time left is clearly
+shorter (under 90 % of that) gets its own ``SET statement_timeout`` first, and
+asyncpg's client-side timeout cancels the statement on the server at the
+deadline in every case. So the database never runs a statement more than
+10 % past its caller's deadline, and the common case pays no extra round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from querybus.database.errors import DATABASE_ERRORS, ClientDataError, map_database_error
+from querybus.database.idempotency import IdempotencyStore, request_digest
+from querybus.database.session import reset_session
+from querybus.execution import Job, Outcome
+from querybus.protocol.messages import Column
+
+__all__ = [
+    "RELEASE_TIMEOUT",
+    "connect",
+    "create_pool",
+    "init_connection",
+    "pooled",
+    "prepare_idempotency",
+    "run_on_connection",
+    "run_statement",
+]
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+def _encode_json(value: Any) -> str:
+    # A str parameter for a json column is taken as an already-encoded document,
+    # like asyncpg does without codecs; anything else is encoded.
+    if isinstance(value, str):
+        return value
+    return _json_encode(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Per-connection setup: json/jsonb travel as Python dicts and lists."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog"
+        )
+
+
+#: How long releasing a connection to its pool may take. asyncpg's release waits,
+#: without limit, for a cancelled statement's cancellation to complete; past
+#: this bound it terminates the connection instead of hanging the caller.
+RELEASE_TIMEOUT = 5.0
+
+
+@contextlib.asynccontextmanager
+async def pooled(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from ``pool`` (waiting at most ``timeout``), released with a bound."""
+    conn = await pool.acquire(timeout=timeout)
+    try:
+        yield conn
+    finally:
+        await pool.release(conn, timeout=RELEASE_TIMEOUT)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to do; run_on_connection resets when needed."""
+
+
+async def connect(
+    dsn: str, *, timeout: float, application_name: str | None = None
+) -> asyncpg.Connection:
+    """One plain connection (monitoring, catalogs), not from a pool.
+
+    Raises:
+        asyncpg errors, unmapped: callers map them with their context.
+    """
+    settings = {"application_name": application_name} if application_name else None
+    return await asyncpg.connect(dsn, timeout=timeout, server_settings=settings)
+
+
+async def create_pool(
+    dsn: str, *, size: int, max_statement_timeout: float, application_name: str = "querybus"
+) -> asyncpg.Pool:
+    """An asyncpg pool of exactly ``size`` connections, set up by :func:`init_connection`.
+
+    Raises:
+        OperationalError: the server cannot be reached or refuses the login.
+    """
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn,
+            min_size=size,
+            max_size=size,
+            init=init_connection,
+            reset=_keep_session,
+            server_settings={
+                "application_name": application_name,
+                "statement_timeout": str(int(max_statement_timeout * 1000)),
+            },
+        )
+    except DATABASE_ERRORS as exc:
+        raise map_database_error(exc) from exc
+    return pool
+
+
+def _columns(stmt: Any) -> list[Column]:
+    return [Column(a.name, a.type.name) for a in stmt._get_attributes()]
+
+
+async def run_on_connection(
+    conn: asyncpg.Connection,
+    job: Job,
+    *,
+    session_timeout: float | None = None,
+    idempotency: IdempotencyStore | None = None,
+    reset: bool = False,
+) -> Outcome:
+    """Run one job's statement on ``conn``.
+
+    Args:
+        conn: a connection set up by :func:`init_connection`.
+        job: the validated request, its parameters, statement and deadline.
+        session_timeout: the connection's current ``statement_timeout`` in
+            seconds, if known; a clearly shorter deadline gets its own SET first.
+        idempotency: the durable store; when given and the request has an
+            idempotency key, the statement runs in one transaction with its
+            key (or is not run at all when the key is already stored). The
+            caller decides whether the statement needs it (reads do not).
+        reset: reset (and check) the session afterwards even when the
+            statement looks harmless (adapters that let callers run DDL: a
+            trigger or default they created could change the session).
+
+    Raises:
+        QueryError: the database refused the statement (precise subclass by SQLSTATE).
+        OperationalError: the connection failed.
+        DeadlineExceededError: no time was left to start it.
+    """
+    started = time.perf_counter()
+    request = job.request
+    dirty = reset or not job.statement.session_safe
+    try:
+        timeout_ms = job.deadline.statement_timeout(session_timeout)
+        if timeout_ms is not None:
+            dirty = True  # the SET below must not outlive this request
+            await conn.execute(f"SET statement_timeout = {timeout_ms}")
+        key = request.idem
+        if idempotency is not None and key is not None:
+            try:
+                outcome = await idempotency.run(
+                    conn,
+                    key,
+                    lambda: run_statement(conn, job),
+                    request=request_digest(request.sql, request.params, request.many),
+                    deadline=job.deadline,
+                )
+            except asyncpg.ActiveSQLTransactionError:
+                # VACUUM, CREATE INDEX CONCURRENTLY…: refused inside a transaction
+                # block before doing anything. They run as before, without a
+                # durable record (the adapter's in-memory cache still applies).
+                outcome = await run_statement(conn, job)
+        else:
+            outcome = await run_statement(conn, job)
+    except DATABASE_ERRORS as exc:
+        raise map_database_error(exc, conn) from exc
+    finally:
+        if dirty:
+            await reset_session(conn)
+    outcome.execute_seconds = time.perf_counter() - started
+    return outcome
+
+
+async def run_statement(conn: asyncpg.Connection, job: Job) -> Outcome:
+    """Only the job's statement: in autocommit, or inside the caller's
+    transaction when ``conn`` is in one (``executemany`` then joins it instead
+    of opening its own). No session handling and no error mapping: that is
+    :func:`run_on_connection`'s job.
+
+    Raises:
+        asyncpg.PostgresError and the other asyncpg errors, unmapped.
+        DeadlineExceededError: no time was left to start it.
+    """
+    sql, params = job.request.sql, job.params
+    # asyncpg's statement cache makes this free after the first time:
+    # Parse/Describe is done once per connection.
+    stmt = await conn._get_statement(sql, job.deadline.left())
+    if job.request.many:
+        for row in params:
+            _check_integers(stmt, row)
+        if conn.is_in_transaction():
+            await conn.executemany(sql, params, timeout=job.deadline.left())
+        else:
+            async with conn.transaction():
+                await conn.executemany(sql, params, timeout=job.deadline.left())
+        return Outcome(command=f"EXECUTEMANY {len(params)}", rowcount=len(params))
+    _check_integers(stmt, params)
+    rows, status, _ = await conn._execute(sql, params, 0, job.deadline.left(), return_status=True)
+    command = status.decode() if isinstance(status, bytes) else str(status or "")
+    return Outcome(
+        command=command,
+        columns=_columns(stmt),
+        rows=[list(r) for r in rows],
+        rowcount=_rowcount(command, len(rows)),
+    )
+
+
+_INTEGER_TYPES = frozenset({"int2", "int4", "int8", "oid", "_int2", "_int4", "_int8", "_oid"})
+
+
+def _check_integers(stmt: Any, params: Sequence[Any]) -> None:
+    """Refuse a non-integer value for an integer parameter.
+
+    asyncpg converts anything with ``__int__`` for an integer parameter, so
+    1.5 would be stored as 1, ``Decimal("5.5")`` as 5 and a UUID as a huge
+    number: the data would silently differ from what the caller sent.
+    PostgreSQL itself (and psycopg2, which sends text) refuses them.
+
+    Raises:
+        asyncpg.DataError: mapped to ``22023`` like asyncpg's own client-side checks.
+    """
+    for n, (kind, value) in enumerate(zip(stmt._get_parameters(), params, strict=False), 1):
+        if kind.name in _INTEGER_TYPES and not _all_integers(value):
+            raise ClientDataError(
+                f"parameter ${n} is {kind.name}: expected an integer, got {type(value).__name__}"
+            )
+
+
+def _all_integers(value: Any) -> bool:
+    if value is None or type(value) is int:
+        return True
+    if type(value) is list:
+        return all(_all_integers(v) for v in value)
+    return False
+
+
+async def prepare_idempotency(conn: asyncpg.Connection, store: IdempotencyStore) -> None:
+    """Create ``store``'s table on ``conn``'s server if needed (see
+    :meth:`IdempotencyStore.prepare`).
+
+    Raises:
+        QueryError: the table cannot be created (e.g. no CREATE privilege).
+        OperationalError: the connection failed.
+    """
+    try:
+        await store.prepare(conn)
+    except DATABASE_ERRORS as exc:
+        raise map_database_error(exc) from exc
+
+
+def _rowcount(command: str, returned: int) -> int:
+    # "INSERT 0 3", "UPDATE 2", "SELECT 5", "DELETE 0", "COPY 7" end with a count.
+    tail = command.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else returned

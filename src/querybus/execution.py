@@ -1,0 +1,175 @@
+"""The execution contract: a :class:`Job` in, an :class:`Outcome` out.
+
+The adapter builds one :class:`Job` per request — the request, its decoded
+parameters, the :class:`~querybus.sql.Statement` (one parse), one
+:class:`Deadline`, and room for the caller's identity and a transaction — and
+passes it down whole: ``executor.run(job)``. Nothing below re-parses the SQL
+or computes the time left on its own.
+
+Implementations: :class:`querybus.database.executor.PostgresExecutor` (one pool
+on one server), :class:`querybus.routing.executor.RoutingExecutor` (a primary
+and replicas, chosen per statement) and
+:class:`querybus.adapter.sqlite.SqliteExecutor` (embedded mode). The adapter
+service holds exactly one and does not know which.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from querybus.errors import DeadlineExceededError
+from querybus.protocol.messages import Column, QueryRequest, RouteInfo
+from querybus.sql import Statement, analyze
+
+__all__ = ["Deadline", "Executor", "Job", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When a request must be done, on this host's monotonic clock.
+
+    Built once per request (:meth:`from_wall` converts the caller's wall-clock
+    deadline, the only place that does); everything below asks it for the
+    time left instead of computing it.
+
+    Attributes:
+        at: ``time.monotonic()`` at which the request is out of time.
+    """
+
+    at: float
+
+    @classmethod
+    def from_wall(cls, wall: float, *, cap: float | None = None) -> Deadline:
+        """The deadline at wall-clock time ``wall`` (seconds since the epoch),
+        at most ``cap`` seconds from now."""
+        seconds = wall - time.time()
+        if cap is not None:
+            seconds = min(seconds, cap)
+        return cls(time.monotonic() + seconds)
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now."""
+        return cls(time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds left (zero or negative once it has passed)."""
+        return self.at - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def left(self) -> float:
+        """Seconds left, for a timeout.
+
+        Raises:
+            DeadlineExceededError: none are: whatever was about to start must not.
+        """
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceededError(
+                f"the request's deadline passed {-left:.3f} s ago; what was left of it did not run"
+            )
+        return left
+
+    def statement_timeout(self, session_timeout: float | None) -> int | None:
+        """Milliseconds to ``SET statement_timeout`` to before running, or None
+        when the session's own (``session_timeout`` seconds) is close enough.
+
+        Sessions start with the longest allowed timeout; a request whose time
+        left is clearly shorter (under 90 %) gets its own, so the database never
+        runs a statement more than 10 % past its caller's deadline (asyncpg's
+        client-side timeout cancels it at the deadline in every case).
+
+        Raises:
+            DeadlineExceededError: no time is left.
+        """
+        left = self.left()
+        if session_timeout is not None and left >= session_timeout * 0.9:
+            return None
+        return max(1, int(left * 1000))
+
+
+@dataclass(slots=True)
+class Job:
+    """One request on its way down: built once by the adapter, passed whole.
+
+    Attributes:
+        request: the decoded request.
+        params: decoded parameters (a list of lists when ``request.many``).
+        statement: what the SQL is (one parse, cached).
+        deadline: when it must be done.
+        identity: who sent it (the caller's verified identity; not yet used).
+        transaction: the transaction it belongs to (not yet used).
+    """
+
+    request: QueryRequest
+    params: Sequence[Any]
+    statement: Statement
+    deadline: Deadline
+    identity: Any = None
+    transaction: str | None = None
+
+    @classmethod
+    def of(
+        cls, request: QueryRequest, params: Sequence[Any], *, deadline: Deadline | None = None
+    ) -> Job:
+        """A job for ``request`` (its own deadline unless ``deadline`` is given)."""
+        return cls(
+            request=request,
+            params=params,
+            statement=analyze(request.sql),
+            deadline=deadline or Deadline.from_wall(request.deadline),
+        )
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a statement produced, in Python values (the service encodes them).
+
+    Attributes:
+        command: the database's command tag, e.g. ``"SELECT 3"`` or ``"INSERT 0 1"``.
+        columns: result columns with their type names (empty for statements without rows).
+        rows: result rows, as lists of Python values.
+        rowcount: rows returned or affected.
+        lsn: commit LSN of a write on PostgreSQL (for read-your-writes), else None.
+        route: which target served it and why, when a router chose.
+        execute_seconds: time spent on the database.
+        route_seconds: time spent choosing a target.
+    """
+
+    command: str = ""
+    columns: list[Column] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    rowcount: int = 0
+    lsn: str | None = None
+    route: RouteInfo | None = None
+    execute_seconds: float = 0.0
+    route_seconds: float = 0.0
+
+
+class Executor(Protocol):
+    """Runs jobs whose request already passed validation.
+
+    The executor must not run past ``job.deadline`` (on PostgreSQL it sets
+    ``statement_timeout`` from it).
+
+    Errors: a database refusal is raised as the matching
+    :class:`~querybus.errors.QueryError` subclass (SQLSTATE kept); an
+    unreachable database as :class:`~querybus.errors.OperationalError`
+    (retriable); nothing else escapes.
+    """
+
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def run(self, job: Job) -> Outcome: ...
+
+    async def ping(self, timeout: float) -> None:
+        """Raise unless the database answers ``SELECT 1`` within ``timeout`` seconds."""
+        ...
