@@ -74,6 +74,7 @@ bench: venv services
 bench-micro: venv
 	$(PY) tools/bench_protocol.py
 	$(PY) tools/bench_routing.py --no-db
+	$(PY) tools/bench_analysis.py
 
 # Regenerate docs/asyncapi.yaml and docs/protocol.schema.json from the code
 # (tests/unit/test_asyncapi.py fails while they are stale).
