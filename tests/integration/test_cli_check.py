@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.integration.cli_helpers import cli_env, run_cli, serving, start_cli
 from tests.integration.conftest import Bus
 from tests.stack import Stack, UniqueNames
 
@@ -38,38 +36,9 @@ SERVICE = "database-adapter"
 BOUND = 15.0
 
 
-def _env(stack: Stack, prefix: str, *, registry: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYBUS_")}
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=stack.kafka_bootstrap,
-        ETCD_ENDPOINTS=stack.etcd_endpoint,
-        QUERYBUS_TOPIC_PREFIX=prefix,
-        QUERYBUS_REGISTRY="etcd" if registry else "",
-    )
-    return env
-
-
-async def _start(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "querybus", "check", *args,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, cwd=cwd,
-    )  # fmt: skip
-
-
 async def _check(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
     """Run ``querybus check ARGS``; it must end within :data:`BOUND` seconds."""
-    proc = await _start(env, cwd, *args)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), BOUND)
-    except TimeoutError:
-        pytest.fail(f"`querybus check {' '.join(args)}` still running after {BOUND} s")
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(env, cwd, "check", *args, bound=BOUND)
 
 
 @pytest.fixture
@@ -84,21 +53,13 @@ async def etcd(stack: Stack, unique: UniqueNames) -> AsyncIterator[tuple[str, Re
         await backend.stop()
 
 
-async def _serving(bus: Bus) -> None:
-    """Start an adapter on ``bus`` and wait until it answers: the CLI process
-    is then measured against a serving adapter, not against a group join."""
-    await bus.adapter()
-    client = await bus.client(timeout=60.0)
-    assert await client.fetchval("SELECT 1") == 1
-
-
 # -- no registry: a short wait, then a clear message --------------------------
 
 
 async def test_without_registry_a_check_with_no_adapter_ends_within_seconds(
     stack: Stack, unique: UniqueNames, tmp_path: Path
 ) -> None:
-    env = _env(stack, unique("cli-check") + ".", registry=False)
+    env = cli_env(stack, unique("cli-check") + ".", registry=False)
     code, out, err = await _check(env, tmp_path)
     assert code == 1
     assert out == ""
@@ -112,7 +73,7 @@ async def test_without_registry_a_check_with_no_adapter_ends_within_seconds(
 async def test_without_registry_json_names_the_failure(
     stack: Stack, unique: UniqueNames, tmp_path: Path
 ) -> None:
-    env = _env(stack, unique("cli-check") + ".", registry=False)
+    env = cli_env(stack, unique("cli-check") + ".", registry=False)
     code, out, err = await _check(env, tmp_path, "--json")
     assert code == 1
     got = json.loads(out)
@@ -127,7 +88,7 @@ async def test_without_registry_json_names_the_failure(
 async def test_the_wait_is_configurable(
     stack: Stack, unique: UniqueNames, tmp_path: Path, seconds: str
 ) -> None:
-    env = _env(stack, unique("cli-check") + ".", registry=False)
+    env = cli_env(stack, unique("cli-check") + ".", registry=False)
     code, _, err = await _check(env, tmp_path, "--timeout", seconds)
     assert code == 1
     assert f"within {seconds} s" in err
@@ -137,7 +98,7 @@ async def test_the_wait_is_configurable(
 async def test_with_an_unreachable_registry_the_bus_is_asked(
     stack: Stack, unique: UniqueNames, tmp_path: Path
 ) -> None:
-    env = _env(stack, unique("cli-check") + ".", registry=True)
+    env = cli_env(stack, unique("cli-check") + ".", registry=True)
     env["ETCD_ENDPOINTS"] = "http://127.0.0.1:9"  # discard port: nothing answers
     code, _, err = await _check(env, tmp_path, "--timeout", "2")
     assert code == 1
@@ -152,9 +113,9 @@ async def test_with_registry_no_adapter_registered_is_said_at_once(
     stack: Stack, etcd: tuple[str, RegistryBackend], tmp_path: Path
 ) -> None:
     prefix, _ = etcd
-    env = _env(stack, prefix, registry=True)
+    env = cli_env(stack, prefix, registry=True)
     # Even when told to wait a long time, the first line says what is wrong.
-    proc = await _start(env, tmp_path, "--timeout", "120")
+    proc = await start_cli(env, tmp_path, "check", "--timeout", "120")
     try:
         assert proc.stderr is not None
         first = (await asyncio.wait_for(proc.stderr.readline(), BOUND)).decode()
@@ -173,7 +134,7 @@ async def test_with_registry_no_adapter_registered_fails_within_seconds(
 ) -> None:
     prefix, _ = etcd
     code, out, err = await _check(
-        _env(stack, prefix, registry=True), tmp_path, *(["--json"] if as_json else [])
+        cli_env(stack, prefix, registry=True), tmp_path, *(["--json"] if as_json else [])
     )
     assert code == 1
     if as_json:
@@ -205,7 +166,7 @@ async def test_with_registry_an_adapter_registered_but_critical_is_not_serving(
         ttl=30.0,
     )
     async with registration:
-        code, out, _ = await _check(_env(stack, prefix, registry=True), tmp_path, "--json")
+        code, out, _ = await _check(cli_env(stack, prefix, registry=True), tmp_path, "--json")
     assert code == 1
     got = json.loads(out)
     assert got["reason"] == "not_serving"
@@ -228,7 +189,9 @@ async def test_with_registry_a_registered_adapter_that_does_not_answer(
         ttl=30.0,
     )
     async with registration:
-        code, _, err = await _check(_env(stack, prefix, registry=True), tmp_path, "--timeout", "2")
+        code, _, err = await _check(
+            cli_env(stack, prefix, registry=True), tmp_path, "--timeout", "2"
+        )
     assert code == 1
     assert "no adapter answered" in err
     assert registration.instance_id in err
@@ -241,8 +204,8 @@ async def test_with_registry_a_registered_adapter_that_does_not_answer(
 async def test_an_adapter_serving_passes_and_prints_whole_ids(
     stack: Stack, bus: Bus, tmp_path: Path
 ) -> None:
-    await _serving(bus)
-    env = _env(stack, bus.settings.topics.prefix, registry=False)
+    await serving(bus)
+    env = cli_env(stack, bus.settings.topics.prefix, registry=False)
     code, out, err = await _check(env, tmp_path)
     assert code == 0, err
     assert "✓ query executed successfully" in out
@@ -263,12 +226,14 @@ async def test_with_registry_an_adapter_registering_during_the_wait_is_used(
     backend = open_backend(f"etcd://{stack.etcd_endpoint}", topic_prefix=prefix)
     await backend.start()
     try:
-        proc = await _start(_env(stack, prefix, registry=True), tmp_path, "--timeout", "60")
+        proc = await start_cli(
+            cli_env(stack, prefix, registry=True), tmp_path, "check", "--timeout", "60"
+        )
         try:
             assert proc.stderr is not None
             first = (await asyncio.wait_for(proc.stderr.readline(), BOUND)).decode()
             assert "no adapter is registered" in first
-            await _serving(bus)
+            await serving(bus)
             registration = await ServiceRegistry(backend).register(
                 SERVICE,
                 "effect",

@@ -7,13 +7,10 @@ command here runs as its own process with stdout on a pipe.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.integration.cli_helpers import cli_env, run_cli, serving
 from tests.integration.conftest import Bus
 from tests.stack import Stack, UniqueNames
 
@@ -22,46 +19,15 @@ from querybus.registry import HealthStatus, ServiceRegistry, open_backend
 BOUND = 60.0
 
 
-def _env(stack: Stack, prefix: str, *, registry: bool = True) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUERYBUS_", "COLUMNS"))}
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=stack.kafka_bootstrap,
-        ETCD_ENDPOINTS=stack.etcd_endpoint,
-        QUERYBUS_TOPIC_PREFIX=prefix,
-        QUERYBUS_REGISTRY="etcd" if registry else "",
-    )
-    return env
-
-
 async def _cli(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "querybus", *args,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, cwd=cwd,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), BOUND)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def _serving(bus: Bus) -> None:
-    """Start an adapter on ``bus`` and wait until it answers: the CLI process
-    is then measured against a serving adapter, not against a group join."""
-    await bus.adapter()
-    client = await bus.client(timeout=60.0)
-    assert await client.fetchval("SELECT 1") == 1
+    return await run_cli(env, cwd, *args, bound=BOUND)
 
 
 async def test_registry_ls_of_an_empty_registry_says_so(
     stack: Stack, unique: UniqueNames, tmp_path: Path
 ) -> None:
     prefix = unique("cli-out") + "."
-    env = _env(stack, prefix)
+    env = cli_env(stack, prefix, registry=True)
     code, out, err = await _cli(env, tmp_path, "registry", "ls")
     assert code == 0, err
     assert out == f"nothing is registered in the etcd registry (topic prefix {prefix!r})\n"
@@ -93,9 +59,11 @@ async def test_registry_ls_off_a_terminal_prints_whole_names_and_ids(
             )
             for name in names
         ]
-        code, out, err = await _cli(_env(stack, prefix), tmp_path, "registry", "ls")
+        code, out, err = await _cli(
+            cli_env(stack, prefix, registry=True), tmp_path, "registry", "ls"
+        )
         code_json, out_json, _ = await _cli(
-            _env(stack, prefix), tmp_path, "registry", "ls", "--json"
+            cli_env(stack, prefix, registry=True), tmp_path, "registry", "ls", "--json"
         )
         for registration in registrations:
             await registration.deregister()
@@ -120,8 +88,8 @@ async def test_registry_ls_off_a_terminal_prints_whole_names_and_ids(
 async def test_query_off_a_terminal_prints_whole_values(
     stack: Stack, bus: Bus, tmp_path: Path
 ) -> None:
-    await _serving(bus)
-    env = _env(stack, bus.settings.topics.prefix, registry=False)
+    await serving(bus)
+    env = cli_env(stack, bus.settings.topics.prefix, registry=False)
     long_value = "v" * 200
     long_name = "a_column_name_" + "n" * 48  # PostgreSQL keeps 63 bytes of a name
     sql = f"SELECT '{long_value}' AS {long_name}, $1::text AS id, '[red]x[/]' AS markup"
@@ -142,8 +110,8 @@ async def test_query_off_a_terminal_prints_whole_values(
 async def test_query_reports_empty_results_and_errors_plainly(
     stack: Stack, bus: Bus, tmp_path: Path
 ) -> None:
-    await _serving(bus)
-    env = _env(stack, bus.settings.topics.prefix, registry=False)
+    await serving(bus)
+    env = cli_env(stack, bus.settings.topics.prefix, registry=False)
     code, out, err = await _cli(env, tmp_path, "query", "SELECT 1 AS x WHERE false")
     assert code == 0, err
     assert "(0 rows)" in out.splitlines()

@@ -7,53 +7,26 @@ come back as exactly the text typed — or as the type ``--param-type`` asked fo
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.cli_helpers import cli_env, run_cli, serving
 from tests.integration.conftest import Bus
 from tests.stack import Stack
 
 
 def _env(stack: Stack, bus: Bus) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYBUS_")}
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=stack.kafka_bootstrap,
-        QUERYBUS_TOPIC_PREFIX=bus.settings.topics.prefix,
-        QUERYBUS_REGISTRY="",
-    )
-    return env
+    return cli_env(stack, bus.settings.topics.prefix, registry=False)
 
 
 async def _query(env: dict[str, str], cwd: Path, sql: str, *args: str) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "querybus", "query", "--json", sql, *args,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, cwd=cwd,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert out, err.decode()
+    _, out, err = await run_cli(env, cwd, "query", "--json", sql, *args, bound=60)
+    assert out, err
     got: dict[str, Any] = json.loads(out)
     assert got["ok"], got
     return got
-
-
-async def _serving(bus: Bus) -> None:
-    """Start an adapter on ``bus`` and wait until it answers: the CLI process
-    is then measured against a serving adapter, not against a group join."""
-    await bus.adapter()
-    client = await bus.client(timeout=60.0)
-    assert await client.fetchval("SELECT 1") == 1
 
 
 # Typed as text even though int()/float() would read them: each would change.
@@ -75,14 +48,14 @@ TEXT_VALUES = [
 async def test_values_that_would_change_as_numbers_arrive_as_typed(
     stack: Stack, bus: Bus, tmp_path: Path
 ) -> None:
-    await _serving(bus)
+    await serving(bus)
     placeholders = ", ".join(f"${i}::text AS v{i}" for i in range(1, len(TEXT_VALUES) + 1))
     got = await _query(_env(stack, bus), tmp_path, f"SELECT {placeholders}", *TEXT_VALUES)
     assert list(got["rows"][0].values()) == TEXT_VALUES
 
 
 async def test_inferred_types_reach_the_database(stack: Stack, bus: Bus, tmp_path: Path) -> None:
-    await _serving(bus)
+    await serving(bus)
     got = await _query(
         _env(stack, bus),
         tmp_path,
@@ -118,6 +91,6 @@ async def test_inferred_types_reach_the_database(stack: Stack, bus: Bus, tmp_pat
 async def test_param_type_overrides_inference(
     stack: Stack, bus: Bus, tmp_path: Path, sql: str, args: list[str], expected: Any
 ) -> None:
-    await _serving(bus)
+    await serving(bus)
     got = await _query(_env(stack, bus), tmp_path, sql, *args)
     assert got["rows"] == [{"v": expected}]

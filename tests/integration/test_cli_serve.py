@@ -9,37 +9,30 @@ the executor's).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.integration.cli_helpers import cli_env, run_cli, start_cli
 from tests.stack import Stack, UniqueNames
 
 
 def _superuser_env(stack: Stack, unique: UniqueNames) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYBUS_")}
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=stack.kafka_bootstrap,
+    return cli_env(
+        stack,
+        unique("cli-serve") + ".",
+        registry=False,
         POSTGRES_USER=stack.admin.user,  # the cluster's superuser
         POSTGRES_PASSWORD=stack.admin.password,
-        QUERYBUS_TOPIC_PREFIX=unique("cli-serve") + ".",
         QUERYBUS_GROUP_ID=unique("group"),
         QUERYBUS_HTTP_PORT="0",
         QUERYBUS_POOL_SIZE="2",
-        QUERYBUS_REGISTRY="",
         QUERYBUS_REPLICA_DSNS="",
     )
-    return env
 
 
 async def _serve(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "querybus", "serve", *args,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env=env, cwd=cwd,
-    )  # fmt: skip
+    return await start_cli(env, cwd, "serve", *args, stdout=subprocess.DEVNULL)
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -72,20 +65,10 @@ async def test_serve_as_superuser_with_the_flag_serves(
     env = _superuser_env(stack, unique)
     proc = await _serve(env, tmp_path, "--allow-superuser", "--log-level", "WARNING")
     try:
-        check = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "querybus", "check", "--timeout", "60",
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=tmp_path,
-        )  # fmt: skip
-        try:
-            out, err = await asyncio.wait_for(check.communicate(), 90)
-        finally:
-            if check.returncode is None:
-                check.kill()
-                await check.wait()
+        code, out, err = await run_cli(env, tmp_path, "check", "--timeout", "60", bound=90)
         assert proc.returncode is None, "the adapter stopped"
-        assert check.returncode == 0, err.decode()
-        assert "✓ query executed successfully" in out.decode()
+        assert code == 0, err
+        assert "✓ query executed successfully" in out
     finally:
         await _stop(proc)
     assert proc.returncode == 0

@@ -6,16 +6,14 @@ The stack-backed variants are in ``tests/integration/test_cli_*.py``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import typer
 from rich.table import Table
+from tests.integration.cli_helpers import run_cli
 from typer.testing import CliRunner
 
 from querybus.cli.check import ADAPTER_SERVICE
@@ -120,43 +118,30 @@ async def test_check_on_a_bus_with_no_adapter_answers_within_seconds(
         "QUERYBUS_REGISTRY": "",
     }
     flags = ["--json"] if as_json else []
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "querybus", "check", "--timeout", "2", *flags,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        cwd=tmp_path, env=env,
-    )  # fmt: skip
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 15)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 1
+    code, stdout, stderr = await run_cli(env, tmp_path, "check", "--timeout", "2", *flags, bound=15)
+    assert code == 1
     if as_json:
         got = json.loads(stdout)
         assert (got["ok"], got["error"], got["reason"]) == (False, "NoAdapterError", "no_answer")
         assert "querybus serve" in got["hint"]
         assert "within 2 s" in got["message"]
     else:
-        text = stderr.decode()
-        assert "no adapter answered" in text
-        assert "querybus serve" in text
-        assert "within 2 s" in text
-        assert "no service registry configured" in text
+        assert "no adapter answered" in stderr
+        assert "querybus serve" in stderr
+        assert "within 2 s" in stderr
+        assert "no service registry configured" in stderr
 
 
 async def test_dev_json_prints_one_object_per_statement(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "querybus", "dev", "--json", "--db", str(tmp_path / "d.sqlite3"),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        cwd=tmp_path, env=_clean_env(),
-    )  # fmt: skip
     long_text = "x" * 300
     script = f"SELECT 1 AS id, '{long_text}' AS note\nSELECT 2 AS two\nSELECT * FROM nowhere\n"
-    stdout, stderr = await asyncio.wait_for(proc.communicate(script.encode()), 60)
-    assert proc.returncode == 1, stderr.decode()  # one statement failed
-    objects = [json.loads(line) for line in stdout.decode().splitlines()]
-    assert len(objects) == 3, stdout.decode()
+    code, stdout, stderr = await run_cli(
+        _clean_env(), tmp_path, "dev", "--json", "--db", str(tmp_path / "d.sqlite3"),
+        bound=60, input=script.encode(),
+    )  # fmt: skip
+    assert code == 1, stderr  # one statement failed
+    objects = [json.loads(line) for line in stdout.splitlines()]
+    assert len(objects) == 3, stdout
     assert [o["ok"] for o in objects] == [True, True, False]
     assert objects[0]["rows"] == [{"id": 1, "note": long_text}]
     assert [c["name"] for c in objects[0]["columns"]] == ["id", "note"]

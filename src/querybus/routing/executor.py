@@ -232,8 +232,14 @@ class RoutingExecutor:
         """
         async with self._membership:
             target = self._replica_target(config)
-            if self._started and await self._open_or_ban(target, "when added"):
-                await self.monitor.sample_replica(target)
+            try:
+                if self._started and await self._open_or_ban(target, "when added"):
+                    await self.monitor.sample_replica(target)
+            except BaseException:
+                # Cancelled (a discovery loop stopping) before the target joined
+                # the list: nobody else would ever close its pool.
+                target.terminate()
+                raise
             # The name was made unique against the list as it is now (the lock
             # keeps it so): build a new list, never append in place.
             self._publish([*self.replicas, target])

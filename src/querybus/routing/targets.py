@@ -270,22 +270,45 @@ class Target:
 
     async def close(self, *, grace: float = 10.0) -> None:
         """Close the pool (waiting up to ``grace`` seconds for connections in
-        use to be released) and the monitor connection."""
+        use to be released) and the monitor connection.
+
+        Cancellation-safe: a close interrupted midway (a replica removed while
+        its caller is being cancelled, say) terminates whatever it had not
+        closed yet, since nobody else holds a reference to close it later.
+        """
         pool, self._pool = self._pool, None
-        # Under the lock: a monitor connection being opened right now is
-        # either closed here or never assigned (a retired target).
-        async with self._monitor_lock:
-            monitor, self._monitor = self._monitor, None
-        if monitor is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(monitor.close(), timeout=5)
-            if not monitor.is_closed():
+        monitor = None
+        try:
+            # Under the lock: a monitor connection being opened right now is
+            # either closed here or never assigned (a retired target).
+            async with self._monitor_lock:
+                monitor, self._monitor = self._monitor, None
+            if monitor is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(monitor.close(), timeout=5)
+            if pool is not None:
+                try:
+                    await asyncio.wait_for(pool.close(), timeout=grace)
+                except DATABASE_ERRORS:  # includes TimeoutError
+                    pool.terminate()
+        finally:
+            # No-ops once closed; they end a close that was interrupted.
+            if monitor is None:  # interrupted before the lock was taken
+                monitor, self._monitor = self._monitor, None
+            if monitor is not None and not monitor.is_closed():
                 monitor.terminate()
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), timeout=grace)
-            except DATABASE_ERRORS:  # includes TimeoutError
+            if pool is not None:
                 pool.terminate()
+
+    def terminate(self) -> None:
+        """Drop the pool and the monitor connection at once, without waiting
+        (for a target that must not outlive an interrupted operation)."""
+        pool, self._pool = self._pool, None
+        monitor, self._monitor = self._monitor, None
+        if pool is not None:
+            pool.terminate()
+        if monitor is not None and not monitor.is_closed():
+            monitor.terminate()
 
     @contextlib.asynccontextmanager
     async def connection(self, wait: float) -> AsyncIterator[Any]:
