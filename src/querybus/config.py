@@ -44,6 +44,13 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _env_count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _env_int(env, name, default)
+    if value < 1:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
 def _env_bool(env: Mapping[str, str], name: str) -> bool:
     return _env(env, name, "0").lower() in ("1", "true", "yes", "on")
 
@@ -204,6 +211,6 @@ class AdapterSettings:
             log_parameters=_env_bool(env, "QUERYBUS_LOG_PARAMETERS"),
             idempotency_ttl=_env_positive(env, "QUERYBUS_IDEMPOTENCY_TTL", d.idempotency_ttl),
             allow_superuser=_env_bool(env, "QUERYBUS_ALLOW_SUPERUSER"),
-            max_request_bytes=_env_int(env, "QUERYBUS_MAX_REQUEST_BYTES", d.max_request_bytes),
+            max_request_bytes=_env_count(env, "QUERYBUS_MAX_REQUEST_BYTES", d.max_request_bytes),
             max_deadline=_env_positive(env, "QUERYBUS_MAX_DEADLINE", d.max_deadline),
         )
