@@ -4,6 +4,8 @@
 #   - PostgreSQL 15 primary (private cluster made with initdb)
 #   - a streaming replica of it (pg_basebackup -R -X stream)
 #   - etcd 3.4 single member
+#   - a second Kafka broker with TLS, SASL (SCRAM, PLAIN), mutual TLS and ACLs, for the
+#     security tests and `querybus acl` (infra/kafka/secure.properties.template)
 #
 # Usage: scripts/services.sh up | down [--purge] | status
 #
@@ -17,6 +19,9 @@
 #   .stack/secrets/             the postgres superuser and adapter passwords (generated once)
 #   .stack/cache/kafka-lib/     Kafka classpath from infra/kafka/pom.xml (kept by --purge)
 #   .stack/kafka/               server.properties, data/, logs/server.log, stdout.log, kafka.pid
+#   .stack/kafka-secure/        the secured broker: the same files, plus tls/ (a local CA, the
+#                               broker's and the mTLS users' certificates; keys mode 600)
+#   .stack/secrets/kafka_*      the secured broker's SASL passwords (generated once, mode 600)
 #   .stack/etcd/                data/, etcd.log, etcd.pid
 #   .stack/pg                   PostgreSQL root: primary/, replica/, run/ (sockets), log/, pgpass
 #                               When run as root the clusters belong to the `postgres` user
@@ -33,6 +38,12 @@ PYTHON="${PYTHON:-python3}"
 KAFKA_LIB="$STACK/cache/kafka-lib"
 KAFKA_DIR="$STACK/kafka"
 ETCD_DIR="$STACK/etcd"
+KSEC_DIR="$STACK/kafka-secure"
+KSEC_TLS="$KSEC_DIR/tls"
+# SASL users of the secured broker (SCRAM and PLAIN). admin is its super user.
+KSEC_USERS=(admin adapter alice bob carol)
+# Users that also get a client certificate for mutual TLS (CN=<name>).
+KSEC_CERT_USERS=(alice bob)
 PORTS_FILE="$STACK/ports"
 PW_FILE="$STACK/secrets/postgres_password"
 ADAPTER_PW_FILE="$STACK/secrets/adapter_password"
@@ -106,6 +117,7 @@ port_free() { "$PYTHON" "$PROBE" port-free "$1"; }
 
 # Ports: remembered in .stack/ports so a restart keeps the same addresses.
 KAFKA_PORT="" KAFKA_CONTROLLER_PORT="" PG_PORT="" PG_REPLICA_PORT="" ETCD_PORT="" ETCD_PEER_PORT=""
+KSEC_SASL_PORT="" KSEC_SSL_PORT="" KSEC_CONTROLLER_PORT=""
 load_ports() {
     if [ -f "$PORTS_FILE" ]; then
         # shellcheck disable=SC1090
@@ -121,6 +133,9 @@ PG_PORT=$PG_PORT
 PG_REPLICA_PORT=$PG_REPLICA_PORT
 ETCD_PORT=$ETCD_PORT
 ETCD_PEER_PORT=$ETCD_PEER_PORT
+KSEC_SASL_PORT=$KSEC_SASL_PORT
+KSEC_SSL_PORT=$KSEC_SSL_PORT
+KSEC_CONTROLLER_PORT=$KSEC_CONTROLLER_PORT
 EOF
     mv "$PORTS_FILE.tmp" "$PORTS_FILE"
 }
@@ -134,7 +149,7 @@ pick_port() {
     local -a new
     read -r -a new <<<"$("$PYTHON" "$PROBE" free-ports 1)"
     # Avoid handing out a port another of our services already holds.
-    while [[ " $KAFKA_PORT $KAFKA_CONTROLLER_PORT $PG_PORT $PG_REPLICA_PORT $ETCD_PORT $ETCD_PEER_PORT " == *" ${new[0]} "* ]]; do
+    while [[ " $KAFKA_PORT $KAFKA_CONTROLLER_PORT $PG_PORT $PG_REPLICA_PORT $ETCD_PORT $ETCD_PEER_PORT $KSEC_SASL_PORT $KSEC_SSL_PORT $KSEC_CONTROLLER_PORT " == *" ${new[0]} "* ]]; do
         read -r -a new <<<"$("$PYTHON" "$PROBE" free-ports 1)"
     done
     [ -n "$cur" ] && log "port $cur for $var is taken; using ${new[0]}"
@@ -205,6 +220,179 @@ kafka_wait() {
         die "kafka did not become ready (logs: $KAFKA_DIR/logs/server.log)"
     fi
     kafka_running || die "kafka exited (logs: $KAFKA_DIR/stdout.log)"
+}
+
+# --------------------------------------------------------------------------
+# Kafka, secured: TLS + SASL + mutual TLS + ACLs (infra/kafka/secure.properties.template)
+
+ksec_running() { pid_alive "$KSEC_DIR/kafka.pid" "$KSEC_DIR/server.properties"; }
+# Readiness: a Metadata request over mutual TLS with the broker's own certificate.
+ksec_probe() {  # ksec_probe TIMEOUT
+    "$PYTHON" "$PROBE" kafka "127.0.0.1:$KSEC_SSL_PORT" --timeout "$1" \
+        --cafile "$KSEC_TLS/ca.crt" --certfile "$KSEC_TLS/broker.pem"
+}
+ksec_healthy() {
+    ksec_running && [ -n "$KSEC_SSL_PORT" ] && ksec_probe 5 2>/dev/null
+}
+
+ksec_password_file() { printf '%s/secrets/kafka_%s_password' "$STACK" "$1"; }
+
+ksec_passwords() {
+    local user f
+    mkdir -p "$STACK/secrets"
+    chmod 700 "$STACK/secrets"
+    for user in "${KSEC_USERS[@]}"; do
+        f=$(ksec_password_file "$user")
+        if [ ! -s "$f" ]; then
+            (umask 077; "$PYTHON" "$PROBE" secret >"$f")
+        fi
+    done
+}
+
+# openssl_sign NAME SUBJECT EXTENSIONS CA: a new key (PKCS#8, mode 600) and a
+# certificate signed by CA (ca or untrusted-ca) in $KSEC_TLS.
+openssl_sign() {
+    local name=$1 subject=$2 ext=$3 ca=$4 dir=$KSEC_TLS
+    (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/$name.key" 2>/dev/null)
+    openssl req -new -key "$dir/$name.key" -subj "$subject" -out "$dir/$name.csr" 2>/dev/null
+    printf '%s\n' "$ext" >"$dir/$name.ext"
+    openssl x509 -req -in "$dir/$name.csr" -CA "$dir/$ca.crt" -CAkey "$dir/$ca.key" \
+        -CAcreateserial -days 3650 -sha256 -extfile "$dir/$name.ext" -out "$dir/$name.crt" 2>/dev/null \
+        || die "openssl could not sign the certificate of $name"
+    rm -f "$dir/$name.csr" "$dir/$name.ext"
+}
+
+openssl_ca() {  # openssl_ca NAME CN
+    local dir=$KSEC_TLS
+    (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/$1.key" 2>/dev/null)
+    openssl req -x509 -new -key "$dir/$1.key" -subj "/CN=$2" -days 3650 -sha256 \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out "$dir/$1.crt" 2>/dev/null || die "openssl could not make the CA $2"
+}
+
+# A local CA, the broker's certificate (SAN IP:127.0.0.1, DNS:localhost; also its
+# client certificate towards its own listeners), and client certificates for the
+# mTLS users. Plus a second CA nobody trusts, with a client certificate of
+# "mallory", for the tests of refused certificates. Made once.
+ksec_tls() {
+    if [ -f "$KSEC_TLS/.complete" ]; then return 0; fi
+    command -v openssl >/dev/null || apt_install openssl
+    log "making a local CA and certificates in $KSEC_TLS"
+    rm -rf "$KSEC_TLS"
+    mkdir -p "$KSEC_TLS"
+    chmod 700 "$KSEC_TLS"
+    openssl_ca ca "querybus local CA"
+    openssl_ca untrusted-ca "querybus untrusted CA"
+    local server="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth,clientAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost"
+    local client="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+    openssl_sign broker "/O=querybus/CN=querybus-broker" "$server" ca
+    local user
+    for user in "${KSEC_CERT_USERS[@]}"; do
+        openssl_sign "$user" "/O=querybus/CN=$user" "$client" ca
+    done
+    openssl_sign mallory "/O=querybus/CN=mallory" "$client" untrusted-ca
+    # Kafka's PEM keystore: the PKCS#8 key, then the certificate chain.
+    (umask 077; cat "$KSEC_TLS/broker.key" "$KSEC_TLS/broker.crt" "$KSEC_TLS/ca.crt" >"$KSEC_TLS/broker.pem")
+    rm -f "$KSEC_TLS"/*.srl
+    # The directory may be listed and the CA certificates read by anyone; keys stay 600.
+    chmod 755 "$KSEC_TLS"
+    chmod 644 "$KSEC_TLS"/*.crt
+    chmod 600 "$KSEC_TLS"/*.key "$KSEC_TLS/broker.pem"
+    touch "$KSEC_TLS/.complete"
+}
+
+# sed replacement text: escape \, & and | (the delimiter).
+sed_escape() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
+
+ksec_render() {
+    local users="" user pw
+    for user in "${KSEC_USERS[@]}"; do
+        pw=$(cat "$(ksec_password_file "$user")")
+        users+="user_$user=\"$pw\" "
+    done
+    (
+        umask 077
+        sed -e "s|@SASL_PORT@|$KSEC_SASL_PORT|g" \
+            -e "s|@SSL_PORT@|$KSEC_SSL_PORT|g" \
+            -e "s|@CONTROLLER_PORT@|$KSEC_CONTROLLER_PORT|g" \
+            -e "s|@LOG_DIR@|$KSEC_DIR/data|g" \
+            -e "s|@TLS_DIR@|$KSEC_TLS|g" \
+            -e "s|@PLAIN_USERS@|$(sed_escape "${users% }")|g" \
+            "$REPO/infra/kafka/secure.properties.template" >"$KSEC_DIR/server.properties.tmp"
+    )
+    mv "$KSEC_DIR/server.properties.tmp" "$KSEC_DIR/server.properties"
+}
+
+# A digest of the SCRAM passwords the storage was formatted with: when a password
+# file is regenerated, the storage is formatted again (its users are stale).
+ksec_scram_digest() {
+    local user
+    for user in "${KSEC_USERS[@]}"; do printf '%s:' "$user"; cat "$(ksec_password_file "$user")"; done \
+        | sha256sum | cut -c1-64
+}
+
+ksec_up() {
+    ksec_passwords
+    local digest
+    digest=$(ksec_scram_digest)
+    if ksec_healthy && [ "$(cat "$KSEC_DIR/scram.digest" 2>/dev/null)" = "$digest" ]; then
+        log "secured kafka already running on 127.0.0.1:$KSEC_SASL_PORT (SASL_SSL), $KSEC_SSL_PORT (SSL)"
+        return 0
+    fi
+    if ksec_running; then
+        log "secured kafka is not answering, or its SASL passwords changed; restarting it"
+        stop_pid "$KSEC_DIR/kafka.pid" "$KSEC_DIR/server.properties" kafka-secure 60
+    fi
+    kafka_fetch_jars
+    ksec_tls
+    pick_port KSEC_SASL_PORT
+    pick_port KSEC_SSL_PORT
+    pick_port KSEC_CONTROLLER_PORT
+    save_ports
+    mkdir -p "$KSEC_DIR/logs"
+    chmod 700 "$KSEC_DIR"
+    ksec_render
+    # Smaller than the main broker: it only serves the security tests.
+    local -a jvm=(java -Xms128m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
+        "-Dlog4j2.configurationFile=file:$REPO/infra/kafka/log4j2.xml"
+        "-Dkafka.logs.dir=$KSEC_DIR/logs" -cp "$KAFKA_LIB/*")
+    if [ -f "$KSEC_DIR/data/meta.properties" ] && [ "$(cat "$KSEC_DIR/scram.digest" 2>/dev/null)" != "$digest" ]; then
+        log "secured kafka: SASL passwords changed; formatting its storage again"
+        rm -rf "$KSEC_DIR/data"
+    fi
+    if [ ! -f "$KSEC_DIR/data/meta.properties" ]; then
+        local cluster_id user pw
+        local -a scram=()
+        cluster_id=$("$PYTHON" "$PROBE" cluster-id)
+        for user in "${KSEC_USERS[@]}"; do
+            pw=$(cat "$(ksec_password_file "$user")")
+            scram+=(--add-scram "SCRAM-SHA-256=[name=$user,password=$pw]"
+                --add-scram "SCRAM-SHA-512=[name=$user,password=$pw]")
+        done
+        log "formatting secured Kafka storage (cluster id $cluster_id, SCRAM users ${KSEC_USERS[*]})"
+        mkdir -p "$KSEC_DIR/data"
+        "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
+            -c "$KSEC_DIR/server.properties" "${scram[@]}" </dev/null >"$KSEC_DIR/format.log" 2>&1 \
+            || { cat "$KSEC_DIR/format.log" >&2; die "secured kafka storage format failed"; }
+        printf '%s\n' "$digest" >"$KSEC_DIR/scram.digest"
+    fi
+    log "starting secured kafka on 127.0.0.1:$KSEC_SASL_PORT (SASL_SSL), $KSEC_SSL_PORT (SSL, mTLS), controller $KSEC_CONTROLLER_PORT"
+    setsid "${jvm[@]}" kafka.Kafka "$KSEC_DIR/server.properties" \
+        </dev/null >"$KSEC_DIR/stdout.log" 2>&1 9>&- &
+    echo $! >"$KSEC_DIR/kafka.pid"
+}
+
+ksec_wait() {
+    if ! ksec_probe 90; then
+        tail -n 30 "$KSEC_DIR/stdout.log" "$KSEC_DIR/logs/server.log" >&2 2>/dev/null || true
+        die "secured kafka did not become ready (logs: $KSEC_DIR/logs/server.log)"
+    fi
+    ksec_running || die "secured kafka exited (logs: $KSEC_DIR/stdout.log)"
 }
 
 # --------------------------------------------------------------------------
@@ -473,9 +661,14 @@ etcd_wait() {
 # --------------------------------------------------------------------------
 
 write_env() {
-    local pw apw
+    local pw apw ksec_env="" user upper
     pw=$(cat "$PW_FILE")
     apw=$(cat "$ADAPTER_PW_FILE")
+    for user in "${KSEC_USERS[@]}"; do
+        upper=$(printf '%s' "$user" | tr '[:lower:]' '[:upper:]')
+        ksec_env+="export KAFKA_SECURE_PASSWORD_$upper=$(cat "$(ksec_password_file "$user")")"$'\n'
+    done
+    ksec_env=${ksec_env%$'\n'}
     (
         umask 077
         cat >"$STACK/env.tmp" <<EOF
@@ -496,6 +689,12 @@ export QUERYBUS_REPLICA_DSNS=postgresql://$ADAPTER_ROLE:$apw@127.0.0.1:$PG_REPLI
 export ETCD_ENDPOINTS=http://127.0.0.1:$ETCD_PORT
 # The registry adapters register in and clients discover from (docs/registry.md).
 export QUERYBUS_REGISTRY=etcd
+# The secured broker (TLS, SASL, mutual TLS, ACLs); its super user is "admin".
+export KAFKA_SECURE_SASL_SSL=127.0.0.1:$KSEC_SASL_PORT
+export KAFKA_SECURE_SSL=127.0.0.1:$KSEC_SSL_PORT
+export KAFKA_SECURE_CAFILE=$KSEC_TLS/ca.crt
+export KAFKA_SECURE_CERT_DIR=$KSEC_TLS
+$ksec_env
 EOF
     )
     mv "$STACK/env.tmp" "$STACK/env"
@@ -514,14 +713,17 @@ cmd_up() {
     local start=$SECONDS
     # Kafka's JVM starts in the background while PostgreSQL is being set up.
     kafka_up
+    ksec_up
     etcd_up
     postgres_up
     etcd_wait
     kafka_wait
+    ksec_wait
     write_env
     log "all services ready in $((SECONDS - start))s"
     cat <<EOF
 kafka     127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT)  log: $KAFKA_DIR/logs/server.log
+kafka-sec 127.0.0.1:$KSEC_SASL_PORT SASL_SSL, 127.0.0.1:$KSEC_SSL_PORT SSL (mTLS)  log: $KSEC_DIR/logs/server.log
 postgres  127.0.0.1:$PG_PORT primary, db $DB_NAME, adapter login $ADAPTER_ROLE    log: $PGROOT/log/primary.log
 replica   127.0.0.1:$PG_REPLICA_PORT streaming replica              log: $PGROOT/log/replica.log
 etcd      http://127.0.0.1:$ETCD_PORT                             log: $ETCD_DIR/etcd.log
@@ -535,6 +737,7 @@ cmd_down() {
     lock
     load_ports
     stop_pid "$KAFKA_DIR/kafka.pid" "kafka.Kafka" kafka 60
+    stop_pid "$KSEC_DIR/kafka.pid" "$KSEC_DIR/server.properties" kafka-secure 60
     stop_pid "$ETCD_DIR/etcd.pid" etcd etcd 20
     if [ -e "$STACK/pg" ] && find_pgbin; then
         setup_pg_owner
@@ -562,6 +765,9 @@ cmd_status() {
     if kafka_running; then
         echo "kafka     running  pid $(cat "$KAFKA_DIR/kafka.pid")  127.0.0.1:$KAFKA_PORT"
     else echo "kafka     stopped"; rc=3; fi
+    if ksec_running; then
+        echo "kafka-sec running  pid $(cat "$KSEC_DIR/kafka.pid")  127.0.0.1:$KSEC_SASL_PORT (SASL_SSL) 127.0.0.1:$KSEC_SSL_PORT (SSL)"
+    else echo "kafka-sec stopped"; rc=3; fi
     if etcd_running; then
         echo "etcd      running  pid $(cat "$ETCD_DIR/etcd.pid")  http://127.0.0.1:$ETCD_PORT"
     else echo "etcd      stopped"; rc=3; fi

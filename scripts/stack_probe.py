@@ -5,9 +5,11 @@ Only the standard library is used, so the script works before the venv exists.
 
     stack_probe.py free-ports N          print N distinct free 127.0.0.1 TCP ports
     stack_probe.py port-free PORT        exit 0 when PORT can be bound on 127.0.0.1
-    stack_probe.py kafka HOST:PORT [--timeout S]
+    stack_probe.py kafka HOST:PORT [--timeout S] [--cafile F [--certfile F [--keyfile F]]]
                                          exit 0 once a Metadata request succeeds
-                                         (at least one broker and a controller)
+                                         (at least one broker and a controller);
+                                         with --cafile over TLS (--certfile: mutual TLS,
+                                         the file may hold the key too)
     stack_probe.py etcd URL [--timeout S]
                                          exit 0 once GET URL/health says {"health":"true"}
     stack_probe.py cluster-id            print a new Kafka cluster id (base64url uuid4)
@@ -21,6 +23,7 @@ import base64
 import json
 import secrets
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -65,7 +68,9 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def kafka_metadata(host: str, port: int, timeout: float = 3.0) -> tuple[int, int]:
+def kafka_metadata(
+    host: str, port: int, timeout: float = 3.0, tls: ssl.SSLContext | None = None
+) -> tuple[int, int]:
     """Send one Metadata v4 request (the oldest version Kafka 4.0 still accepts).
 
     Returns (number of brokers, controller id).
@@ -77,8 +82,9 @@ def kafka_metadata(host: str, port: int, timeout: float = 3.0) -> tuple[int, int
     # Metadata v4 body: topics = null (-1: all topics), allow_auto_topic_creation = false
     body = struct.pack(">ib", -1, 0)
     payload = header + body
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        raw.settimeout(timeout)
+        sock = raw if tls is None else tls.wrap_socket(raw, server_hostname=host)
         sock.sendall(struct.pack(">i", len(payload)) + payload)
         (size,) = struct.unpack(">i", _recv_exact(sock, 4))
         data = _recv_exact(sock, size)
@@ -110,13 +116,22 @@ def kafka_metadata(host: str, port: int, timeout: float = 3.0) -> tuple[int, int
     return brokers, controller
 
 
-def wait_kafka(address: str, timeout: float) -> bool:
+def tls_context(cafile: str, certfile: str | None, keyfile: str | None) -> ssl.SSLContext:
+    """A client TLS context trusting ``cafile`` only; with a client certificate
+    when ``certfile`` is given (``keyfile`` may be omitted when it holds the key)."""
+    context = ssl.create_default_context(cafile=cafile)
+    if certfile:
+        context.load_cert_chain(certfile, keyfile or None)
+    return context
+
+
+def wait_kafka(address: str, timeout: float, tls: ssl.SSLContext | None = None) -> bool:
     host, _, port = address.rpartition(":")
     deadline = time.monotonic() + timeout
     last = "no attempt"
     while time.monotonic() < deadline:
         try:
-            brokers, controller = kafka_metadata(host, int(port))
+            brokers, controller = kafka_metadata(host, int(port), tls=tls)
             if brokers >= 1 and controller >= 0:
                 return True
             last = f"brokers={brokers} controller={controller}"
@@ -154,6 +169,9 @@ def main() -> int:
     p = sub.add_parser("kafka")
     p.add_argument("address")
     p.add_argument("--timeout", type=float, default=90.0)
+    p.add_argument("--cafile")
+    p.add_argument("--certfile")
+    p.add_argument("--keyfile")
     p = sub.add_parser("etcd")
     p.add_argument("url")
     p.add_argument("--timeout", type=float, default=30.0)
@@ -167,7 +185,8 @@ def main() -> int:
     if args.cmd == "port-free":
         return 0 if port_free(args.port) else 1
     if args.cmd == "kafka":
-        return 0 if wait_kafka(args.address, args.timeout) else 1
+        tls = tls_context(args.cafile, args.certfile, args.keyfile) if args.cafile else None
+        return 0 if wait_kafka(args.address, args.timeout, tls) else 1
     if args.cmd == "etcd":
         return 0 if wait_etcd(args.url, args.timeout) else 1
     if args.cmd == "cluster-id":

@@ -33,11 +33,50 @@ REQUIRED_VARS = (
     "POSTGRES_REPLICA_HOST",
     "POSTGRES_REPLICA_PORT",
     "ETCD_ENDPOINTS",
+    "KAFKA_SECURE_SASL_SSL",
+    "KAFKA_SECURE_SSL",
+    "KAFKA_SECURE_CAFILE",
+    "KAFKA_SECURE_CERT_DIR",
+    "KAFKA_SECURE_PASSWORD_ADMIN",
 )
+
+#: The SASL users of the secured broker (``KAFKA_SECURE_PASSWORD_<NAME>``).
+SECURE_USERS = ("admin", "adapter", "alice", "bob", "carol")
 
 
 class StackUnavailableError(RuntimeError):
     """The local services are not configured and could not be started."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecureKafka:
+    """The secured broker (TLS, SASL, mutual TLS, ACLs; ``scripts/services.sh``).
+
+    ``sasl_ssl`` and ``ssl`` are its two client listeners; ``cert_dir`` holds
+    ``ca.crt`` and the client certificates ``<name>.crt``/``<name>.key``
+    (alice, bob; mallory's is signed by ``untrusted-ca.crt``, which the broker
+    does not trust). ``admin`` is its super user.
+    """
+
+    sasl_ssl: str
+    ssl: str
+    cafile: str
+    cert_dir: str
+    passwords: Mapping[str, str] = dataclasses.field(repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SecureKafka:
+        return cls(
+            sasl_ssl=env["KAFKA_SECURE_SASL_SSL"],
+            ssl=env["KAFKA_SECURE_SSL"],
+            cafile=env["KAFKA_SECURE_CAFILE"],
+            cert_dir=env["KAFKA_SECURE_CERT_DIR"],
+            passwords={
+                name: env[f"KAFKA_SECURE_PASSWORD_{name.upper()}"]
+                for name in SECURE_USERS
+                if env.get(f"KAFKA_SECURE_PASSWORD_{name.upper()}")
+            },
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +93,7 @@ class Stack:
     replica_host: str
     replica_port: int
     etcd_endpoint: str
+    secure_kafka: SecureKafka
 
     @property
     def pg_dsn(self) -> str:
@@ -88,6 +128,7 @@ class Stack:
             replica_host=env["POSTGRES_REPLICA_HOST"],
             replica_port=int(env["POSTGRES_REPLICA_PORT"]),
             etcd_endpoint=env["ETCD_ENDPOINTS"].split(",")[0].strip(),
+            secure_kafka=SecureKafka.from_env(env),
         )
 
 

@@ -318,6 +318,10 @@ _HEADER_DOCS: dict[str, str] = {
     ),
     Headers.CLIENT_ID: "id of the client instance the request comes from / the reply is for",
     Headers.DLQ_REASON: "why the record was dead-lettered (UTF-8, at most 1000 bytes)",
+    Headers.AUTHORIZATION: (
+        "the caller's signed token (a JWT, ASCII, at most 16 KB), when the adapter checks "
+        "identities; never copied to a reply, a dead letter, a log or the audit topic"
+    ),
 }
 
 
@@ -395,7 +399,9 @@ def asyncapi_document() -> dict[str, Any]:
     version = importlib.metadata.version("querybus")
     H = Headers
 
-    request_headers = _headers([H.CORRELATION_ID, H.REPLY_TOPIC, H.REPLY_PARTITION, H.CLIENT_ID])
+    request_headers = _headers(
+        [H.CORRELATION_ID, H.REPLY_TOPIC, H.REPLY_PARTITION, H.CLIENT_ID], [H.AUTHORIZATION]
+    )
     reply_headers = _headers([H.CORRELATION_ID], [H.CLIENT_ID])
     messages = {
         "QueryRequest": _message(

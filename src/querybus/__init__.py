@@ -17,8 +17,17 @@ from importlib.metadata import PackageNotFoundError, version
 
 from querybus.client import ClientState, QueryClient, Result, Row
 from querybus.client.sync import SyncQueryClient
-from querybus.config import AdapterSettings, BusSettings, PostgresSettings, TopicNames
+from querybus.config import (
+    AdapterSettings,
+    BusSettings,
+    KafkaSecurity,
+    PostgresSettings,
+    TopicNames,
+)
 from querybus.errors import (
+    AuthenticationError,
+    BrokerAuthenticationError,
+    BrokerAuthorizationError,
     BrokerUnavailableError,
     ConfigurationError,
     DataError,
@@ -30,10 +39,12 @@ from querybus.errors import (
     NoEligibleTargetError,
     OperationalError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     ProtocolError,
     QueryBusError,
     QueryCanceledError,
     QueryError,
+    RateLimitedError,
     ReadOnlyTransactionError,
     RegistryError,
     RegistryUnavailableError,
@@ -45,6 +56,7 @@ from querybus.errors import (
     ServiceNotFoundError,
     SQLSyntaxError,
     TargetBusyError,
+    TokenExpiredError,
     TransactionRollbackError,
     TransportError,
     UndefinedObjectError,
@@ -59,6 +71,9 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     "AdapterSettings",
+    "AuthenticationError",
+    "BrokerAuthenticationError",
+    "BrokerAuthorizationError",
     "BrokerUnavailableError",
     "BusSettings",
     "ClientState",
@@ -69,16 +84,19 @@ __all__ = [
     "InsufficientPrivilegeError",
     "IntegrityConstraintViolationError",
     "InterfaceError",
+    "KafkaSecurity",
     "NoEligibleTargetError",
     "OperationType",
     "OperationalError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "PostgresSettings",
     "ProtocolError",
     "QueryBusError",
     "QueryCanceledError",
     "QueryClient",
     "QueryError",
+    "RateLimitedError",
     "ReadOnlyTransactionError",
     "RegistryError",
     "RegistryUnavailableError",
@@ -94,6 +112,7 @@ __all__ = [
     "ServiceNotFoundError",
     "SyncQueryClient",
     "TargetBusyError",
+    "TokenExpiredError",
     "TopicNames",
     "TransactionRollbackError",
     "Transport",

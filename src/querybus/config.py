@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from querybus.errors import ConfigurationError
 
-__all__ = ["AdapterSettings", "BusSettings", "PostgresSettings", "TopicNames"]
+__all__ = ["AdapterSettings", "BusSettings", "KafkaSecurity", "PostgresSettings", "TopicNames"]
 
 
 def _env(env: Mapping[str, str], name: str, default: str) -> str:
@@ -72,6 +72,7 @@ class TopicNames:
     error_name: str = "database.query.error"
     dead_letter_name: str = "database.query.dlq"
     routing_decisions_name: str = "database.routing.decisions"
+    audit_name: str = "database.query.audit"
 
     @property
     def request(self) -> str:
@@ -93,6 +94,136 @@ class TopicNames:
     def routing_decisions(self) -> str:
         return self.prefix + self.routing_decisions_name
 
+    @property
+    def audit(self) -> str:
+        return self.prefix + self.audit_name
+
+
+#: Kafka's security protocols (``security.protocol``).
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: The SASL mechanisms querybus supports (username and password ones).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How to authenticate to the Kafka brokers and protect the connection.
+
+    The default is PLAINTEXT (no TLS, no login), as a local broker expects.
+    Combinations that cannot work, or that would silently ignore a setting,
+    are refused when the object is built (:class:`ConfigurationError`).
+
+    Attributes:
+        protocol: ``PLAINTEXT``, ``SSL`` (TLS; with a client certificate this
+            is mutual TLS and the certificate names the principal),
+            ``SASL_PLAINTEXT`` or ``SASL_SSL`` (a SASL login, over TLS).
+        sasl_mechanism: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``;
+            required with the SASL protocols, refused with the others.
+        sasl_username / sasl_password: the SASL login (the password is never
+            printed: it is left out of ``repr``).
+        ssl_cafile: PEM file of the CAs that signed the brokers' certificates
+            (None: the system's trusted CAs).
+        ssl_certfile / ssl_keyfile: this client's certificate and key (PEM),
+            for mutual TLS; both or neither.
+        ssl_check_hostname: check that the broker's certificate names the host
+            connected to (turn off only for a broker reached by an address its
+            certificate does not list).
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)  # never printed
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in SECURITY_PROTOCOLS:
+            raise ConfigurationError(
+                f"Kafka security protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                f"got {self.protocol!r}"
+            )
+        if self.uses_sasl:
+            if self.sasl_mechanism is None:
+                raise ConfigurationError(
+                    f"{self.protocol} needs a SASL mechanism ({', '.join(SASL_MECHANISMS)})"
+                )
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ConfigurationError(
+                    f"SASL mechanism must be one of {', '.join(SASL_MECHANISMS)}, "
+                    f"got {self.sasl_mechanism!r}"
+                )
+            if not self.sasl_username or not self.sasl_password:
+                raise ConfigurationError(
+                    f"{self.protocol} with {self.sasl_mechanism} needs a username and a password"
+                )
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            # Credentials given for a protocol that never sends them: a typo in
+            # the protocol would otherwise connect without logging in.
+            raise ConfigurationError(
+                f"SASL settings are given but the security protocol is {self.protocol}; "
+                "use SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        tls_files = (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile)
+        if not self.uses_tls and any(tls_files):
+            raise ConfigurationError(
+                f"TLS files are given but the security protocol is {self.protocol}; "
+                "use SSL or SASL_SSL"
+            )
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ConfigurationError(
+                "a client certificate needs its key and a key its certificate: "
+                "set both ssl_certfile and ssl_keyfile, or neither"
+            )
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSecurity:
+        """Read ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_MECHANISM``,
+        ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD``, ``KAFKA_SSL_CAFILE``,
+        ``KAFKA_SSL_CERTFILE``, ``KAFKA_SSL_KEYFILE`` and
+        ``KAFKA_SSL_CHECK_HOSTNAME`` (default on).
+
+        Raises:
+            ConfigurationError: an unknown protocol or mechanism, or a
+                combination that cannot work (see the class).
+        """
+        env = os.environ if env is None else env
+
+        def optional(name: str) -> str | None:
+            value = env.get(name)
+            return None if value is None or value == "" else value
+
+        mechanism = optional("KAFKA_SASL_MECHANISM")
+        raw_check = _env(env, "KAFKA_SSL_CHECK_HOSTNAME", "true").strip().lower()
+        if raw_check in ("1", "true", "yes", "on"):
+            check_hostname = True
+        elif raw_check in ("0", "false", "no", "off"):
+            check_hostname = False
+        else:
+            raise ConfigurationError(
+                f"KAFKA_SSL_CHECK_HOSTNAME must be true or false, got {raw_check!r}"
+            )
+        return cls(
+            protocol=_env(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper(),
+            sasl_mechanism=None if mechanism is None else mechanism.strip().upper(),
+            sasl_username=optional("KAFKA_SASL_USERNAME"),
+            sasl_password=optional("KAFKA_SASL_PASSWORD"),
+            ssl_cafile=optional("KAFKA_SSL_CAFILE"),
+            ssl_certfile=optional("KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=optional("KAFKA_SSL_KEYFILE"),
+            ssl_check_hostname=check_hostname,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BusSettings:
@@ -106,6 +237,13 @@ class BusSettings:
         response_partitions: partitions of the shared response topic; each client
             instance reads one of them.
         max_message_bytes: largest request or reply querybus will send.
+        security: TLS and SASL towards the brokers (plaintext by default).
+        reply_topic: the topic this client reads its replies from; None: the
+            shared response topic. It must be the response topic or a topic
+            named under it (``<response topic>.<name>``), as adapters send
+            replies nowhere else. With Kafka ACLs, a topic per principal or
+            tenant (``database.query.response.alice``) that only it may read
+            keeps other callers from reading its replies.
     """
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -113,6 +251,21 @@ class BusSettings:
     request_partitions: int = 8
     response_partitions: int = 8
     max_message_bytes: int = 1_000_000
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    reply_topic: str | None = None
+
+    def __post_init__(self) -> None:
+        topic, response = self.reply_topic, self.topics.response
+        if topic is not None and not (topic == response or topic.startswith(response + ".")):
+            raise ConfigurationError(
+                f"reply topic {topic!r} must be {response!r} or start with {response + '.'!r} "
+                "(adapters send replies nowhere else)"
+            )
+
+    @property
+    def client_reply_topic(self) -> str:
+        """The topic a client reads its replies from: ``reply_topic`` or the shared one."""
+        return self.topics.response if self.reply_topic is None else self.reply_topic
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BusSettings:
@@ -124,6 +277,8 @@ class BusSettings:
             request_partitions=_env_int(env, "QUERYBUS_REQUEST_PARTITIONS", 8),
             response_partitions=_env_int(env, "QUERYBUS_RESPONSE_PARTITIONS", 8),
             max_message_bytes=_env_int(env, "QUERYBUS_MAX_MESSAGE_BYTES", 1_000_000),
+            security=KafkaSecurity.from_env(env),
+            reply_topic=env.get("QUERYBUS_REPLY_TOPIC") or None,
         )
 
 
@@ -182,6 +337,9 @@ class AdapterSettings:
             a consumer group with no committed offsets starts reading at
             "now minus this", so it neither loses recent requests nor works
             through old history.
+        audit_parameters: put parameter values in the audit records
+            (``QUERYBUS_AUDIT_PARAMETERS``; off: they may hold secrets or
+            personal data, and the audit topic keeps them).
     """
 
     group_id: str = "querybus-adapters"
@@ -196,6 +354,7 @@ class AdapterSettings:
     allow_superuser: bool = False
     max_request_bytes: int = 1_000_000
     max_deadline: float = 300.0
+    audit_parameters: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AdapterSettings:
@@ -213,4 +372,5 @@ class AdapterSettings:
             allow_superuser=_env_bool(env, "QUERYBUS_ALLOW_SUPERUSER"),
             max_request_bytes=_env_count(env, "QUERYBUS_MAX_REQUEST_BYTES", d.max_request_bytes),
             max_deadline=_env_positive(env, "QUERYBUS_MAX_DEADLINE", d.max_deadline),
+            audit_parameters=_env_bool(env, "QUERYBUS_AUDIT_PARAMETERS"),
         )

@@ -374,6 +374,9 @@ class Connection:
 def connect(bus: str | BusSettings = "127.0.0.1:9092", **options: Any) -> Connection:
     """Open a connection: a started blocking client on ``bus``.
 
+    ``options`` are :class:`~querybus.QueryClient`'s keyword arguments
+    (``timeout``, ``token``, ``token_provider``, …), passed through.
+
     Raises:
         OperationalError: the bus cannot be reached.
     """

@@ -24,6 +24,9 @@ from typing import ClassVar
 
 __all__ = [
     "ERROR_CODES",
+    "AuthenticationError",
+    "BrokerAuthenticationError",
+    "BrokerAuthorizationError",
     "BrokerUnavailableError",
     "ConfigurationError",
     "DataError",
@@ -35,10 +38,12 @@ __all__ = [
     "NoEligibleTargetError",
     "OperationalError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "ProtocolError",
     "QueryBusError",
     "QueryCanceledError",
     "QueryError",
+    "RateLimitedError",
     "ReadOnlyTransactionError",
     "RegistryError",
     "RegistryUnavailableError",
@@ -50,6 +55,7 @@ __all__ = [
     "SerializationFailureError",
     "ServiceNotFoundError",
     "TargetBusyError",
+    "TokenExpiredError",
     "TransactionRollbackError",
     "TransportError",
     "UndefinedObjectError",
@@ -102,6 +108,22 @@ class BrokerUnavailableError(TransportError):
     code = "broker_unavailable"
 
 
+class BrokerAuthenticationError(TransportError):
+    """The broker refused this client's credentials (TLS or SASL): not retriable
+    until the configuration changes."""
+
+    retriable = False
+    code = "broker_authentication"
+
+
+class BrokerAuthorizationError(TransportError):
+    """The broker's ACLs do not let this principal do that (read, write,
+    create or describe a topic, join a group): not retriable."""
+
+    retriable = False
+    code = "broker_authorization"
+
+
 class RequestTimeoutError(TransportError, TimeoutError):
     """No reply arrived before the caller's timeout."""
 
@@ -124,6 +146,45 @@ class PayloadTooLargeError(RequestRejectedError):
     """The encoded request or reply exceeds the configured maximum size."""
 
     code = "payload_too_large"
+
+
+class AuthenticationError(RequestRejectedError):
+    """The request carried no valid token (missing, malformed, signed with an
+    unknown key, expired, not yet valid, or for another issuer or audience),
+    and the adapter has no anonymous role; nothing ran."""
+
+    code = "unauthenticated"
+
+
+class TokenExpiredError(AuthenticationError):
+    """The request's token has expired; a client with a token provider asks it
+    for a fresh one and sends the request again."""
+
+    code = "token_expired"
+
+
+class PermissionDeniedError(RequestRejectedError):
+    """The caller's identity is valid, but the adapter's policy does not let
+    its role do this (a role outside the allowlist, an operation, a table, DDL,
+    more rows than its limit); nothing was committed. Permissions the database
+    itself refuses arrive as :class:`InsufficientPrivilegeError` (42501)."""
+
+    code = "forbidden"
+
+
+class RateLimitedError(RequestRejectedError):
+    """The caller (the token's subject) sent more requests than its role's rate
+    allows; nothing ran. ``retry_after`` is the number of seconds until a
+    request would be accepted."""
+
+    retriable = True
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str = "", *, retry_after: float = 0.0, correlation_id: str | None = None
+    ) -> None:
+        super().__init__(message, correlation_id=correlation_id)
+        self.retry_after = retry_after
 
 
 class DeadlineExceededError(RequestRejectedError):
@@ -310,11 +371,14 @@ def error_from_wire(
     command: str | None = None,
     rowcount: int | None = None,
     lsn: str | None = None,
+    retry_after: float | None = None,
 ) -> QueryBusError:
     """Rebuild the exception an adapter reported in an error reply."""
     if code == "query" or sqlstate:
         return query_error_class(sqlstate)(message, sqlstate=sqlstate, detail=detail, hint=hint)
     if code == ResultTooLargeError.code:
         return ResultTooLargeError(message, command=command, rowcount=rowcount, lsn=lsn)
+    if code == RateLimitedError.code:
+        return RateLimitedError(message, retry_after=retry_after or 0.0)
     cls = ERROR_CODES.get(code, QueryBusError)
     return cls(message)

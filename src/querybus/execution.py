@@ -24,7 +24,7 @@ from querybus.errors import DeadlineExceededError
 from querybus.protocol.messages import Column, QueryRequest, RouteInfo
 from querybus.sql import Statement, analyze
 
-__all__ = ["Deadline", "Executor", "Job", "Outcome"]
+__all__ = ["Deadline", "Executor", "Identity", "Job", "Outcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,13 @@ class Deadline:
     def after(cls, seconds: float) -> Deadline:
         """The deadline ``seconds`` from now."""
         return cls(time.monotonic() + seconds)
+
+    def capped(self, seconds: float | None) -> Deadline:
+        """This deadline, or ``seconds`` from now if that is sooner (a role's
+        cap on statement time)."""
+        if seconds is None:
+            return self
+        return Deadline(min(self.at, time.monotonic() + seconds))
 
     def remaining(self) -> float:
         """Seconds left (zero or negative once it has passed)."""
@@ -93,6 +100,35 @@ class Deadline:
         return max(1, int(left * 1000))
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who sent a request, once its token is verified: the database runs the
+    statement as ``role`` with ``claims`` readable in SQL
+    (``current_setting('request.jwt.claims', true)``), PostgREST's convention.
+
+    Attributes:
+        subject: the token's ``sub`` claim (rate limits and audit records are
+            per subject); ``"anonymous"`` for a request without a token.
+        role: the database role the statement runs as (from the allowlist).
+        claims: the token's claims as one JSON document, exactly what SQL reads.
+        anonymous: the request had no token and runs as the anonymous role.
+    """
+
+    subject: str
+    role: str
+    claims: str = "{}"
+    anonymous: bool = False
+
+    def __repr__(self) -> str:
+        # Claims may carry personal data; a repr lands in logs.
+        return f"Identity(subject={self.subject!r}, role={self.role!r}, anonymous={self.anonymous})"
+
+    @property
+    def scope(self) -> str:
+        """What must match for two requests to share an idempotent reply."""
+        return f"{self.role}\x00{self.subject}"
+
+
 @dataclass(slots=True)
 class Job:
     """One request on its way down: built once by the adapter, passed whole.
@@ -102,7 +138,11 @@ class Job:
         params: decoded parameters (a list of lists when ``request.many``).
         statement: what the SQL is (one parse, cached).
         deadline: when it must be done.
-        identity: who sent it (the caller's verified identity; not yet used).
+        identity: who sent it, verified; the statement runs as its role. None
+            when the adapter does not check identities (it runs as the login).
+        max_rows: the most rows the caller's role may receive; a statement
+            returning more is rolled back and refused
+            (:class:`~querybus.errors.PermissionDeniedError`).
         transaction: the transaction it belongs to (not yet used).
     """
 
@@ -110,7 +150,8 @@ class Job:
     params: Sequence[Any]
     statement: Statement
     deadline: Deadline
-    identity: Any = None
+    identity: Identity | None = None
+    max_rows: int | None = None
     transaction: str | None = None
 
     @classmethod

@@ -7,6 +7,7 @@ by the modules that own them. A new arrow back up fails here, with the file
 and the import that made it.
 
     adapter → routing → database → execution → sql → protocol → errors
+    adapter → identity → execution
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "sql": _BOTTOM | {"protocol"},
     "execution": _BOTTOM | {"protocol", "sql"},
     "database": _BOTTOM | {"protocol", "sql", "execution"},
+    "identity": _BOTTOM | {"protocol", "sql", "execution"},
     "registry": _BOTTOM | {"config", "protocol", "transport", "observability"},
     "routing": _BOTTOM
     | {"config", "protocol", "sql", "execution", "database", "observability", "registry"},
@@ -47,6 +49,7 @@ ALLOWED: dict[str, set[str]] = {
         "routing",
         "registry",
         "observability",
+        "identity",
     },
     "cli": set(),  # the top: anything (checked below as "any")
     "__init__": _BOTTOM | {"config", "protocol", "transport", "client"},
@@ -62,6 +65,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "aiokafka": ("transport/kafka.py",),
     "aiosqlite": ("adapter/sqlite.py",),
     "prometheus_client": ("observability/metrics.py",),
+    "jwt": ("identity/tokens.py",),
 }
 
 

@@ -17,12 +17,14 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from querybus.adapter.redaction import redact
 from querybus.config import TopicNames
 from querybus.errors import (
     BrokerUnavailableError,
     DeadlineExceededError,
     PayloadTooLargeError,
     QueryBusError,
+    RateLimitedError,
     TransportError,
 )
 from querybus.execution import Deadline
@@ -153,8 +155,14 @@ class Replies:
         deadline: Deadline | None,
         *,
         client: str | None = None,
+        params: list[Any] | None = None,
     ) -> None:
+        """Reply with ``exc`` (and copy it to the error topic). The text of
+        ``params`` (the request's values, wire form) is masked in the reply
+        unless parameter logging is on (:mod:`querybus.adapter.redaction`)."""
         info = error_info(exc)
+        if params and not self._log_parameters:
+            info = redact(info, params)
         sqlstate = info.sqlstate
         self._metrics.requests.labels(exc.code).inc()
         self._metrics.errors.labels(exc.code, (sqlstate or "")[:2]).inc()
@@ -169,14 +177,14 @@ class Replies:
                 id=correlation_id, error=info, timings=timings, served_by=self._instance_id
             )
         )
-        # An expired request costs no copy of its own: a new group, or a backlog
+        # An expired or throttled request costs no copy of its own: a new group, or a backlog
         # after an outage, must not turn into a flood on the error topic.
         await self.send(
             address,
             correlation_id,
             data,
             deadline,
-            copy_to_errors=not isinstance(exc, DeadlineExceededError),
+            copy_to_errors=not isinstance(exc, DeadlineExceededError | RateLimitedError),
             client=client,
         )
 
@@ -287,7 +295,11 @@ class Replies:
         Raises:
             TransportError: the adapter is stopping and the write failed.
         """
-        headers = [*headers, (Headers.DLQ_REASON, reason.encode()[:1000])]
+        # The caller's token is a secret: a dead letter keeps everything else.
+        headers = [
+            *((name, value) for name, value in headers if name != Headers.AUTHORIZATION),
+            (Headers.DLQ_REASON, reason.encode()[:1000]),
+        ]
         while True:
             try:
                 await self._producer.send(self._topics.dead_letter, value, key=key, headers=headers)

@@ -31,9 +31,12 @@ from typing import Any
 
 import msgspec
 
+from querybus.adapter.audit import AuditRecord, encode_audit
 from querybus.adapter.offsets import OffsetTracker
 from querybus.adapter.policy import Policy
+from querybus.adapter.ratelimit import RateLimiter
 from querybus.adapter.replies import Replies
+from querybus.adapter.roles import RolePolicies, RolePolicy
 from querybus.config import AdapterSettings, BusSettings
 from querybus.database.idempotency import ReplayCache, request_digest
 from querybus.errors import (
@@ -43,10 +46,12 @@ from querybus.errors import (
     ResultTooLargeError,
     TransportError,
 )
-from querybus.execution import Deadline, Executor, Job, Outcome
+from querybus.execution import Deadline, Executor, Identity, Job, Outcome
+from querybus.identity import TokenVerifier
 from querybus.observability.http import HttpServer, Response
 from querybus.observability.metrics import Metrics
 from querybus.protocol import (
+    Headers,
     QueryRequest,
     QueryResult,
     RouteInfo,
@@ -56,6 +61,7 @@ from querybus.protocol import (
     encode,
     encode_rows,
 )
+from querybus.sql import Statement
 from querybus.transport import GroupConsumer, Producer, Record, TopicPartition, TopicSpec, Transport
 
 __all__ = ["AdapterService"]
@@ -73,6 +79,10 @@ class AdapterService:
         settings: group, concurrency, HTTP port, shutdown grace.
         policy: request validation rules.
         metrics: where to count (a fresh one when None).
+        verifier: checks each request's token and names the role it runs as;
+            None runs every request as the adapter's login (no identities).
+        roles: limits per role (operations, tables, rows, time, rate); see
+            :mod:`querybus.adapter.roles`.
     """
 
     def __init__(
@@ -84,6 +94,8 @@ class AdapterService:
         settings: AdapterSettings | None = None,
         policy: Policy | None = None,
         metrics: Metrics | None = None,
+        verifier: TokenVerifier | None = None,
+        roles: RolePolicies | None = None,
     ) -> None:
         self.bus = bus or BusSettings()
         self.settings = settings or AdapterSettings()
@@ -94,6 +106,9 @@ class AdapterService:
         self.executor = executor
         self.policy = policy or Policy()
         self.metrics = metrics or Metrics()
+        self.verifier = verifier
+        self.roles = roles or RolePolicies()
+        self._rates = RateLimiter()
         self._producer: Producer | None = None
         self._consumer: GroupConsumer | None = None
         self._http: HttpServer | None = None
@@ -137,6 +152,7 @@ class AdapterService:
                     TopicSpec(t.error, partitions=1),
                     TopicSpec(t.dead_letter, partitions=1),
                     TopicSpec(t.routing_decisions, partitions=1),
+                    TopicSpec(t.audit, partitions=1),
                 ]
             )
             await self.executor.start()
@@ -376,6 +392,17 @@ class AdapterService:
 
         timings = Timings(queue=max(0.0, received - request.sent_at) if request.sent_at else 0.0)
         self.metrics.queue_wait.observe(timings.queue)
+        audit = _Audit(
+            request, started, adapter=self.instance_id, with_params=self.settings.audit_parameters
+        )
+
+        # Who is asking comes first: nothing of an unauthenticated request is
+        # looked at beyond its envelope (and it costs no SQL parse).
+        try:
+            identity, limits = self._admit(record, request, audit)
+        except QueryBusError as exc:
+            await self._fail(request, exc, timings, deadline, audit)
+            return
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "request %s from %s: op=%s sql=%.200r params=%s",
@@ -391,10 +418,12 @@ class AdapterService:
         # The cache's identity is the key *and* what the request asks for: a key
         # reused for another request misses here and is refused by the durable
         # store, rather than being answered with another request's reply.
+        scope = None if identity is None else identity.scope
         idem = (
             None
             if request.idem is None
-            else f"{request.idem}\x00{request_digest(request.sql, request.params, request.many)}"
+            else f"{request.idem}\x00"
+            f"{request_digest(request.sql, request.params, request.many, scope)}"
         )
         while idem is not None:
             cached = self._idem.get(idem)
@@ -420,17 +449,15 @@ class AdapterService:
                 copy_to_errors=False,
                 client=request.client,
             )
+            self._audit(audit.replayed())
             return
 
         try:
-            outcome = await self._execute(request, deadline)
+            outcome = await self._execute(request, deadline, identity, limits, audit)
         except QueryBusError as exc:
-            timings.total = time.perf_counter() - started
-            await self._replies.failure(
-                request.reply_to, request.id, exc, timings, deadline, client=request.client
-            )
             if idem is not None:
                 self._idem.finish(idem, None)
+            await self._fail(request, exc, timings, deadline, audit)
             return
 
         timings.execute = outcome.execute_seconds
@@ -464,6 +491,7 @@ class AdapterService:
             )
             if idem is not None:
                 self._idem.finish(idem, None)
+            self._audit(audit.failed(err, route.target))
             return
         self.metrics.execute.observe(timings.execute)
         self.metrics.latency.observe(timings.total)
@@ -480,19 +508,77 @@ class AdapterService:
             copy_to_errors=False,
             client=request.client,
         )
+        self._audit(audit.succeeded(outcome, route.target))
 
-    async def _execute(self, request: QueryRequest, deadline: Deadline) -> Outcome:
+    async def _fail(
+        self,
+        request: QueryRequest,
+        exc: QueryBusError,
+        timings: Timings,
+        deadline: Deadline,
+        audit: _Audit,
+    ) -> None:
+        """Reply with ``exc`` (values masked), and audit it."""
+        timings.total = time.perf_counter() - audit.started
+        await self._replies.failure(
+            request.reply_to,
+            request.id,
+            exc,
+            timings,
+            deadline,
+            client=request.client,
+            params=request.params,
+        )
+        self._audit(audit.failed(exc))
+
+    def _admit(
+        self, record: Record, request: QueryRequest, audit: _Audit
+    ) -> tuple[Identity | None, RolePolicy]:
+        """Who sent ``request`` (its verified token) and the limits of its role;
+        one token from the subject's rate bucket.
+
+        Raises:
+            AuthenticationError: no valid token and no anonymous role.
+            PermissionDeniedError: the token names a role outside the allowlist.
+            RateLimitedError: the subject is over its role's rate.
+        """
+        identity: Identity | None = None
+        if self.verifier is not None:
+            identity = self.verifier.verify_header(record.header(Headers.AUTHORIZATION))
+            audit.identity = identity
+        limits = self.roles.for_role(identity.role if identity is not None else None)
+        if limits.rate is not None:
+            # Per subject; without identities the client id, which callers
+            # choose: a soft limit only (docs/security.md).
+            subject = identity.subject if identity is not None else f"client:{request.client}"
+            self._rates.check(subject, limits.rate, limits.burst or 1)
+        return identity, limits
+
+    async def _execute(
+        self,
+        request: QueryRequest,
+        deadline: Deadline,
+        identity: Identity | None = None,
+        limits: RolePolicy | None = None,
+        audit: _Audit | None = None,
+    ) -> Outcome:
         """Check, decode, and run the request as one :class:`Job`.
 
         Raises:
             DeadlineExceededError: it expired (before anything, so an expired
                 request costs no parsing and no database round trip).
             RequestRejectedError: the policy refused it.
+            PermissionDeniedError: the role's policy refused it.
             ProtocolError: its parameters do not decode.
             QueryBusError: whatever the executor raises.
         """
         deadline.left()
         statement = self.policy.check(request)
+        if audit is not None:
+            audit.statement = statement
+        if limits is not None:
+            limits.check(statement)
+            deadline = deadline.capped(limits.statement_timeout)
         params: Sequence[Any]
         try:
             params = (
@@ -502,12 +588,38 @@ class AdapterService:
             )
         except (ProtocolError, TypeError) as exc:
             raise ProtocolError(f"invalid parameters: {exc}") from exc
-        return await self.executor.run(Job(request, params, statement, deadline))
+        return await self.executor.run(
+            Job(
+                request,
+                params,
+                statement,
+                deadline,
+                identity=identity,
+                max_rows=None if limits is None else limits.max_rows,
+            )
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _audit(self, record: AuditRecord) -> None:
+        """Append one request's audit record (not awaited: the reply does not
+        wait for it; written while stopping too, until the producer closes)."""
+        producer = self._producer
+        if producer is None:
+            return
+        topic, value = self.bus.topics.audit, encode_audit(record)
+        key = None if record.subject is None else record.subject.encode()
+
+        async def send() -> None:
+            try:
+                await producer.send(topic, value, key=key)
+            except TransportError as exc:
+                log.warning("audit record of request %s not written: %s", record.id, exc)
+
+        self._spawn(send())
 
     def publish(self, topic: str, value: bytes, *, key: bytes | None = None) -> None:
         """Fire-and-forget a record (routing decisions); failures are logged, not raised."""
@@ -569,3 +681,59 @@ def _with_id(data: bytes, correlation_id: str) -> bytes:
     doc = _reply_decoder.decode(data)
     doc["id"] = correlation_id
     return msgspec.json.encode(doc)
+
+
+class _Audit:
+    """What one request's audit record says, gathered on its way through the
+    adapter: who (once verified), what (once parsed), and how it ended.
+    Parameter values only when the operator asked for them."""
+
+    __slots__ = ("adapter", "identity", "request", "started", "statement", "with_params")
+
+    def __init__(
+        self, request: QueryRequest, started: float, *, adapter: str, with_params: bool
+    ) -> None:
+        self.request = request
+        self.adapter = adapter
+        self.started = started
+        self.with_params = with_params
+        self.identity: Identity | None = None
+        self.statement: Statement | None = None
+
+    def _record(
+        self,
+        outcome: str,
+        *,
+        target: str = "",
+        sqlstate: str | None = None,
+        rowcount: int | None = None,
+    ) -> AuditRecord:
+        identity, statement, request = self.identity, self.statement, self.request
+        return AuditRecord(
+            ts=time.time(),
+            id=request.id,
+            client=request.client,
+            adapter=self.adapter,
+            subject=None if identity is None else identity.subject,
+            role=None if identity is None else identity.role,
+            anonymous=identity is not None and identity.anonymous,
+            fingerprint=None if statement is None else statement.fingerprint,
+            operation=None if statement is None else statement.operation,
+            statement_type=None if statement is None else statement.statement_type,
+            target=target or None,
+            outcome=outcome,
+            sqlstate=sqlstate,
+            rowcount=rowcount,
+            duration=time.perf_counter() - self.started,
+            params=request.params if self.with_params else None,
+        )
+
+    def failed(self, exc: QueryBusError, target: str = "") -> AuditRecord:
+        return self._record(exc.code, target=target, sqlstate=getattr(exc, "sqlstate", None))
+
+    def succeeded(self, outcome: Outcome, target: str) -> AuditRecord:
+        return self._record("ok", target=target, rowcount=outcome.rowcount)
+
+    def replayed(self) -> AuditRecord:
+        # Answered from the idempotency cache: nothing ran.
+        return self._record("ok", target="replay")

@@ -3,13 +3,19 @@ asyncpg, on the same database, in one run.
 
 The adapter runs as a separate process (as in production: the caller does not
 share its CPU with the adapter), on its own topic prefix and group, with a
-pool as large as the direct side's. Figures are printed, never asserted.
+pool as large as the direct side's. With ``--identity`` a second adapter
+checks a signed token on every request and runs it as a database role
+(``SET LOCAL ROLE`` and the claims, in a transaction): the cost of caller
+identities. Sides are measured in interleaved rounds (A/B/C, A/B/C, …) and
+each figure is the median of its rounds, so a machine that slows down for a
+while weighs on every side alike. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -27,13 +33,16 @@ from rich.table import Table
 from querybus.cli.common import console
 from querybus.client import QueryClient
 from querybus.config import BusSettings, PostgresSettings, TopicNames
-from querybus.errors import QueryBusError
+from querybus.errors import ConfigurationError, QueryBusError
+from querybus.identity import issue_token
 
 __all__ = ["bench", "run_bench"]
 
 _TABLE = "querybus_bench"
 _ROWS = 10_000
 _QUERY = f"SELECT id, name, price, created FROM {_TABLE} WHERE id = $1"
+#: The role requests run as with --identity (NOLOGIN, SELECT on the table only).
+_ROLE = "querybus_bench_reader"
 
 
 def bench(
@@ -43,6 +52,16 @@ def bench(
         int, typer.Option(help="Connections, for the adapter and the direct side alike.")
     ] = 10,
     warmup: Annotated[int, typer.Option(help="Unmeasured requests per side first.")] = 500,
+    rounds: Annotated[
+        int, typer.Option(help="Interleaved rounds; each figure is the median.", min=1)
+    ] = 3,
+    identity: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure an adapter that checks a token and switches role per request "
+            "(creates the role querybus_bench_reader with POSTGRES_ADMIN_USER)."
+        ),
+    ] = False,
     external: Annotated[
         bool,
         typer.Option(
@@ -61,6 +80,8 @@ def bench(
                 warmup=warmup,
                 external=external,
                 log=None if as_json else console(stderr=True),
+                rounds=rounds,
+                identity=identity,
             )
         )
     except QueryBusError as exc:
@@ -117,6 +138,93 @@ async def _measure(
     }
 
 
+async def _prepare_role(admin_dsn: str, login: str) -> None:
+    """The role the identity side runs as: granted to the adapters' login,
+    allowed to read the benchmark's table and nothing else."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", _ROLE)
+        if not exists:
+            await conn.execute(f"CREATE ROLE {_ROLE} NOLOGIN")
+        await conn.execute(f"GRANT SELECT ON {_TABLE} TO {_ROLE}")
+        await conn.execute(f'GRANT {_ROLE} TO "{login}"')
+    finally:
+        await conn.close()
+
+
+def _admin_dsn(pg: PostgresSettings) -> str:
+    user = os.environ.get("POSTGRES_ADMIN_USER")
+    if not user:
+        raise ConfigurationError(
+            f"--identity creates the role {_ROLE}: set POSTGRES_ADMIN_USER and "
+            "POSTGRES_ADMIN_PASSWORD (the local stack's .stack/env does)"
+        )
+    admin = PostgresSettings(
+        host=pg.host,
+        port=pg.port,
+        database=pg.database,
+        user=user,
+        password=os.environ.get("POSTGRES_ADMIN_PASSWORD", ""),
+    )
+    return admin.dsn
+
+
+async def _start_adapter(
+    base: BusSettings, pool_size: int, extra_env: dict[str, str], log: Console | None, what: str
+) -> tuple[BusSettings, asyncio.subprocess.Process]:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    bus = BusSettings(
+        bootstrap_servers=base.bootstrap_servers,
+        topics=TopicNames(prefix=prefix),
+        request_partitions=base.request_partitions,
+        response_partitions=base.response_partitions,
+        security=base.security,
+    )
+    env = {
+        **os.environ,
+        "QUERYBUS_TOPIC_PREFIX": prefix,
+        "QUERYBUS_GROUP_ID": f"{prefix}adapters",
+        "QUERYBUS_POOL_SIZE": str(pool_size),
+        "QUERYBUS_HTTP_PORT": "0",
+        "QUERYBUS_REPLICA_DSNS": "",  # same database as the direct side
+        "QUERYBUS_REGISTRY": "",
+        "QUERYBUS_JWT_SECRET": "",
+        "QUERYBUS_JWKS_FILE": "",
+        "QUERYBUS_ROLES": "",
+        "QUERYBUS_ANON_ROLE": "",
+        "QUERYBUS_POLICY_FILE": "",
+        **extra_env,
+    }
+    if log:
+        log.print(f"starting an adapter{what} (pool {pool_size}) on topics {prefix}*")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "querybus", "serve", "--log-level", "WARNING", "--no-register",
+        env=env, stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return bus, process
+
+
+async def _stop_adapter(adapter: asyncio.subprocess.Process) -> None:
+    if adapter.returncode is None:
+        adapter.terminate()  # SIGTERM: the adapter stops gracefully
+        try:
+            await asyncio.wait_for(adapter.wait(), 30)
+        except TimeoutError:
+            adapter.kill()
+            await adapter.wait()
+
+
+def _point_query(client: QueryClient) -> Callable[[int], Awaitable[Any]]:
+    async def call(key: int) -> Any:
+        return await client.fetchrow(_QUERY, key)
+
+    return call
+
+
+def _median(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]}
+
+
 async def run_bench(
     *,
     concurrency: int,
@@ -125,67 +233,73 @@ async def run_bench(
     warmup: int,
     external: bool,
     log: Console | None,
+    rounds: int = 1,
+    identity: bool = False,
 ) -> dict[str, Any]:
-    """Run both sides; return ``{"bus", "direct", "ratio", "setup"}`` figures."""
+    """Run every side in ``rounds`` interleaved rounds; return the medians as
+    ``{"bus", "direct", "ratio", "setup", "rounds"}`` (and ``"identity"``,
+    ``"ratio_identity"`` with ``identity``)."""
     pg = PostgresSettings.from_env()
     base = BusSettings.from_env()
     await _prepare_table(pg.dsn)
-    adapter: asyncio.subprocess.Process | None = None
-    bus = base
-    if not external:
-        prefix = f"bench-{uuid.uuid4().hex[:8]}."
-        bus = BusSettings(
-            bootstrap_servers=base.bootstrap_servers,
-            topics=TopicNames(prefix=prefix),
-            request_partitions=base.request_partitions,
-            response_partitions=base.response_partitions,
-        )
-        env = {
-            **os.environ,
-            "QUERYBUS_TOPIC_PREFIX": prefix,
-            "QUERYBUS_GROUP_ID": f"{prefix}adapters",
-            "QUERYBUS_POOL_SIZE": str(pool_size),
-            "QUERYBUS_HTTP_PORT": "0",
-            "QUERYBUS_REPLICA_DSNS": "",  # same database as the direct side
-            "QUERYBUS_REGISTRY": "",
-        }
-        if log:
-            log.print(f"starting an adapter (pool {pool_size}) on topics {prefix}*")
-        adapter = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "querybus", "serve", "--log-level", "WARNING", "--no-register",
-            env=env, stdin=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-    direct_pool: asyncpg.Pool = await asyncpg.create_pool(
-        pg.dsn, min_size=pool_size, max_size=pool_size
-    )
+    secret = secrets.token_hex(32)
+    if identity:
+        await _prepare_role(_admin_dsn(pg), pg.user)
+    adapters: list[asyncio.subprocess.Process] = []
+    buses = {"bus": base}
+    direct_pool: asyncpg.Pool | None = None
+    clients: list[QueryClient] = []
     try:
-        async with QueryClient(bus, timeout=60.0) as client:
-            await client.fetchval("SELECT 1", timeout=60.0)  # waits until an adapter has joined
+        if not external:
+            buses["bus"], process = await _start_adapter(base, pool_size, {}, log, "")
+            adapters.append(process)
+        if identity:
+            identity_env = {"QUERYBUS_JWT_SECRET": secret, "QUERYBUS_ROLES": _ROLE}
+            buses["identity"], process = await _start_adapter(
+                base, pool_size, identity_env, log, " that checks identities"
+            )
+            adapters.append(process)
+        direct_pool = await asyncpg.create_pool(pg.dsn, min_size=pool_size, max_size=pool_size)
+        calls: dict[str, Callable[[int], Awaitable[Any]]] = {}
+        for name, bus in buses.items():
+            token = (
+                issue_token(secret, role=_ROLE, subject="bench", ttl=24 * 3600)
+                if name == "identity"
+                else None
+            )
+            client = QueryClient(bus, timeout=60.0, token=token)
+            await client.start()
+            clients.append(client)
+            await client.fetchval("SELECT 1", timeout=60.0)  # waits until its adapter has joined
+            calls[name] = _point_query(client)
+        pool = direct_pool
+        calls["direct"] = lambda key: pool.fetchrow(_QUERY, key)
 
-            async def via_bus(key: int) -> Any:
-                return await client.fetchrow(_QUERY, key)
-
-            async def direct(key: int) -> Any:
-                return await direct_pool.fetchrow(_QUERY, key)
-
-            for name, call in (("bus", via_bus), ("direct", direct)):
-                if log:
-                    log.print(f"warming up {name}…")
-                await _measure(call, requests=warmup, concurrency=concurrency)
+        for name, call in calls.items():
             if log:
-                log.print(f"measuring {requests} requests per side at concurrency {concurrency}…")
-            bus_figures = await _measure(via_bus, requests=requests, concurrency=concurrency)
-            direct_figures = await _measure(direct, requests=requests, concurrency=concurrency)
+                log.print(f"warming up {name}…")
+            await _measure(call, requests=warmup, concurrency=concurrency)
+        measured: dict[str, list[dict[str, float]]] = {name: [] for name in calls}
+        for n in range(rounds):
+            if log:
+                log.print(
+                    f"round {n + 1}/{rounds}: {requests} requests per side at "
+                    f"concurrency {concurrency}…"
+                )
+            for name, call in calls.items():
+                measured[name].append(
+                    await _measure(call, requests=requests, concurrency=concurrency)
+                )
     finally:
-        await direct_pool.close()
-        if adapter is not None and adapter.returncode is None:
-            adapter.terminate()  # SIGTERM: the adapter stops gracefully
-            try:
-                await asyncio.wait_for(adapter.wait(), 30)
-            except TimeoutError:
-                adapter.kill()
-                await adapter.wait()
-    return {
+        for client in clients:
+            await client.stop()
+        if direct_pool is not None:
+            await direct_pool.close()
+        for process in adapters:
+            await _stop_adapter(process)
+    figures = {name: _median(r) for name, r in measured.items()}
+    bus_figures, direct_figures = figures["bus"], figures["direct"]
+    report: dict[str, Any] = {
         "bus": bus_figures,
         "direct": direct_figures,
         "ratio": {
@@ -198,23 +312,41 @@ async def run_bench(
             "requests": requests,
             "concurrency": concurrency,
             "pool_size": pool_size,
+            "rounds": rounds,
             "cores": os.cpu_count(),
             "adapter": "external" if external else "subprocess",
         },
+        "rounds": measured,
     }
+    if identity:
+        with_identity = figures["identity"]
+        report["identity"] = with_identity
+        report["ratio_identity"] = {
+            "p50": round(with_identity["p50_ms"] / bus_figures["p50_ms"], 2),
+            "p99": round(with_identity["p99_ms"] / bus_figures["p99_ms"], 2),
+            "qps": round(with_identity["qps"] / bus_figures["qps"], 3),
+        }
+    return report
 
 
 def _print(report: dict[str, Any]) -> None:
     setup = report["setup"]
     table = Table(
         title=f"{setup['requests']} point queries, concurrency {setup['concurrency']}, "
-        f"pool {setup['pool_size']}, {setup['cores']} cores"
+        f"pool {setup['pool_size']}, {setup['cores']} cores, "
+        f"median of {setup['rounds']} interleaved rounds"
     )
     for col in ("", "p50 ms", "p95 ms", "p99 ms", "queries/s"):
         table.add_column(col, justify="right")
-    for side in ("bus", "direct"):
+    labels = {
+        "bus": "querybus",
+        "identity": "querybus + identity",
+        "direct": "asyncpg direct",
+    }
+    for side, label in labels.items():
+        if side not in report:
+            continue
         f = report[side]
-        label = "querybus" if side == "bus" else "asyncpg direct"
         table.add_row(
             label,
             f"{f['p50_ms']:.2f}",
@@ -224,4 +356,7 @@ def _print(report: dict[str, Any]) -> None:
         )
     r = report["ratio"]
     table.add_row("bus / direct", f"{r['p50']}x", "", f"{r['p99']}x", f"{r['qps']}x")
+    if "ratio_identity" in report:
+        r = report["ratio_identity"]
+        table.add_row("identity / bus", f"{r['p50']}x", "", f"{r['p99']}x", f"{r['qps']}x")
     console().print(table)

@@ -142,7 +142,11 @@ async def _wait_for_registered_adapter(
 
 
 async def run_check(
-    bus: BusSettings, *, timeout: float, notify: Callable[[str], None]
+    bus: BusSettings,
+    *,
+    timeout: float,
+    notify: Callable[[str], None],
+    token: str | None = None,
 ) -> dict[str, Any]:
     """Send ``SELECT 1`` through the bus and return a report of the answer.
 
@@ -150,6 +154,7 @@ async def run_check(
         bus: where to send it.
         timeout: seconds for the whole check (registry wait and reply).
         notify: receives progress notes meant for a person (not for --json).
+        token: the caller's token, for adapters that check identities.
 
     Raises:
         NoAdapterError: no adapter is registered, passing, or answering.
@@ -163,7 +168,7 @@ async def run_check(
         if registry is not None and kind is not None:
             passing = await _wait_for_registered_adapter(registry, kind, deadline, notify)
         left = max(0.1, deadline - time.monotonic())
-        async with QueryClient(bus, timeout=left, registry=registry) as client:
+        async with QueryClient(bus, timeout=left, registry=registry, token=token) as client:
             topic = client.request_topic
             if registry is None:
                 notify(

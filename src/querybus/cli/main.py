@@ -31,6 +31,16 @@ from querybus.cli.common import (
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
 from querybus.errors import QueryBusError
 
+#: The caller's token, for the commands that send requests.
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="QUERYBUS_TOKEN",
+        show_default=False,
+        help="The caller's token (a JWT), for adapters that check identity "
+        "(this option wins over the variable).",
+    ),
+]
 app = typer.Typer(
     name="querybus",
     help="SQL over Apache Kafka: serve an adapter, send queries, check, benchmark.",
@@ -55,13 +65,18 @@ def _mount_subcommands() -> None:
         pass
     else:
         app.add_typer(route_app, name="route", help="Explain routing decisions.")
+    from querybus.cli.acl import acl_app
+
+    app.add_typer(acl_app, name="acl")
     from querybus.cli.bench import bench
     from querybus.cli.dev import dev
+    from querybus.cli.token import token
 
     app.command(
         help="Embedded mode: in-memory bus, SQLite, an adapter and a SQL prompt in one process."
     )(dev)
     app.command(help="Latency and throughput through querybus vs. directly through asyncpg.")(bench)
+    app.command(help="Mint an HS256 token with QUERYBUS_JWT_SECRET (local development).")(token)
 
 
 @app.callback()
@@ -151,6 +166,7 @@ def check(
         ),
     ] = DEFAULT_TIMEOUT,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    token: TokenOption = None,
 ) -> None:
     """Send a test query through the bus; exit 0 when an adapter answered it correctly.
 
@@ -165,7 +181,9 @@ def check(
             err.print(note, markup=False, highlight=False)
 
     try:
-        report = run(run_check(BusSettings.from_env(), timeout=timeout, notify=notify))
+        report = run(
+            run_check(BusSettings.from_env(), timeout=timeout, notify=notify, token=token or None)
+        )
     except QueryBusError as exc:
         if as_json:
             failure: dict[str, Any] = {"ok": False, "error": type(exc).__name__}
@@ -222,6 +240,7 @@ def query(
     ] = None,
     route: Annotated[str, typer.Option(help="auto, primary or replica.")] = "auto",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 30.0,
+    token: TokenOption = None,
 ) -> None:
     """Run one statement through the bus and print its rows."""
     from querybus.client import QueryClient
@@ -234,7 +253,9 @@ def query(
     async def go() -> Any:
         async with (
             discovery_from_env() as registry,
-            QueryClient(BusSettings.from_env(), timeout=timeout, registry=registry) as client,
+            QueryClient(
+                BusSettings.from_env(), timeout=timeout, registry=registry, token=token or None
+            ) as client,
         ):
             return await client.request(sql, values, operation_type=operation_type, route=route)
 

@@ -9,15 +9,17 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from querybus.adapter.policy import Policy
+from querybus.adapter.roles import RolePolicies
 from querybus.adapter.service import AdapterService
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
 from querybus.database.executor import PostgresExecutor
 from querybus.database.idempotency import IdempotencySettings
 from querybus.errors import RegistryError
 from querybus.execution import Executor
+from querybus.identity import IdentitySettings, TokenVerifier
 from querybus.observability.metrics import Metrics
 from querybus.protocol import SCHEMA_VERSION
 from querybus.registry import (
@@ -184,13 +186,16 @@ def build_executor(
     metrics: Metrics,
     policy: Policy | None = None,
     on_decision: Callable[[RoutingDecision], None] | None = None,
+    roles: Sequence[str] = (),
 ) -> Executor:
     """A routing executor when replicas are configured (``QUERYBUS_REPLICA_DSNS``)
     or discovered (``QUERYBUS_REPLICA_DISCOVERY`` with ``QUERYBUS_REGISTRY``),
     otherwise a single-pool PostgreSQL executor; either keeps idempotency keys
     for ``settings.idempotency_ttl`` seconds in the (primary) database, refuses
     a superuser login unless ``settings.allow_superuser``, and resets every
-    session after each request when the policy lets callers run DDL."""
+    session after each request when the policy lets callers run DDL; at start
+    it checks that each of ``roles`` (the roles callers may act as) is safe
+    to become."""
     idempotency = IdempotencySettings(ttl=settings.idempotency_ttl)
     routing = RoutingSettings.from_env()
     reset = policy is not None and policy.allow_ddl
@@ -204,6 +209,7 @@ def build_executor(
             idempotency=idempotency,
             allow_superuser=settings.allow_superuser,
             reset_every_request=reset,
+            roles=roles,
         )
     return PostgresExecutor(
         pg.dsn,
@@ -211,6 +217,7 @@ def build_executor(
         idempotency=idempotency,
         allow_superuser=settings.allow_superuser,
         reset_every_request=reset,
+        roles=roles,
     )
 
 
@@ -220,12 +227,20 @@ def build_service(
     pg: PostgresSettings,
     settings: AdapterSettings,
     policy: Policy | None = None,
+    identity: IdentitySettings | None = None,
+    roles: RolePolicies | None = None,
 ) -> AdapterService:
     """The (unstarted) adapter ``querybus serve`` runs, with ``policy``
-    (default: :meth:`Policy.from_env`): its executor (:func:`build_executor`)
-    shares the service's Metrics and publishes every RoutingDecision to
-    ``bus.topics.routing_decisions`` through :meth:`AdapterService.publish`."""
+    (default: :meth:`Policy.from_env`), caller identities (default:
+    :meth:`IdentitySettings.from_env`; off unless a JWT secret or JWKS file
+    is set) and per-role limits (default: :meth:`RolePolicies.from_env`): its
+    executor (:func:`build_executor`) shares the service's Metrics and
+    publishes every RoutingDecision to ``bus.topics.routing_decisions``
+    through :meth:`AdapterService.publish`."""
     policy = policy or Policy.from_env()
+    identity = identity or IdentitySettings.from_env()
+    roles = roles or RolePolicies.from_env()
+    allowed = sorted(identity.allowed_roles) if identity.enabled else []
     metrics = Metrics()
     service: AdapterService | None = None
 
@@ -239,10 +254,17 @@ def build_service(
             )
 
     executor = build_executor(
-        pg, settings, metrics=metrics, policy=policy, on_decision=publish_decision
+        pg, settings, metrics=metrics, policy=policy, on_decision=publish_decision, roles=allowed
     )
     service = AdapterService(
-        transport, executor, bus=bus, settings=settings, policy=policy, metrics=metrics
+        transport,
+        executor,
+        bus=bus,
+        settings=settings,
+        policy=policy,
+        metrics=metrics,
+        verifier=TokenVerifier(identity) if identity.enabled else None,
+        roles=roles,
     )
     return service
 
@@ -252,7 +274,10 @@ async def serve_adapter(
 ) -> None:
     """Run one adapter until SIGINT or SIGTERM."""
     transport = connect(
-        bus.bootstrap_servers, client_id="querybus-adapter", max_message_bytes=bus.max_message_bytes
+        bus.bootstrap_servers,
+        client_id="querybus-adapter",
+        max_message_bytes=bus.max_message_bytes,
+        security=bus.security,
     )
     service = build_service(transport, bus, pg, settings)
     loop = asyncio.get_running_loop()

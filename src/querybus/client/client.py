@@ -19,6 +19,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+import msgspec
+
+from querybus.client.credentials import TokenProvider, TokenSource
 from querybus.client.result import Result, Row, row_type
 from querybus.config import BusSettings
 from querybus.errors import (
@@ -27,6 +30,7 @@ from querybus.errors import (
     ProtocolError,
     QueryBusError,
     RequestTimeoutError,
+    TokenExpiredError,
     TransportError,
 )
 from querybus.observability.client_metrics import ClientMetrics
@@ -90,6 +94,13 @@ class QueryClient:
         service_name: the adapter service name to discover.
         read_your_writes: send the highest commit LSN seen with every read, so a
             replica that has not replayed it yet does not serve it.
+        token: the caller's token (a JWT), sent with every request in the
+            ``querybus-authorization`` header; never logged or shown in a repr.
+        token_provider: instead of ``token``: called (sync or async) for a token
+            when there is none yet, when the one held is within 30 s of its
+            ``exp`` (every 60 s when it has none), and when an adapter replied
+            ``token_expired`` (the request is then sent once more, same
+            idempotency key). Concurrent requests share one call.
     """
 
     def __init__(
@@ -103,10 +114,17 @@ class QueryClient:
         registry: _Discovery | None = None,
         service_name: str = "database-adapter",
         read_your_writes: bool = True,
+        token: str | None = None,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         self._settings = bus if isinstance(bus, BusSettings) else BusSettings(bootstrap_servers=bus)
         if timeout <= 0:
             raise InterfaceError("timeout must be positive")
+        self._tokens: TokenSource | None = (
+            None
+            if token is None and token_provider is None
+            else TokenSource(token=token, provider=token_provider)
+        )
         self._own_transport = transport is None
         self._transport: Transport | None = transport
         self.timeout = timeout
@@ -164,30 +182,43 @@ class QueryClient:
         s = self._settings
         if self._transport is None:
             self._transport = connect(
-                s.bootstrap_servers, client_id=self.client_id, max_message_bytes=s.max_message_bytes
+                s.bootstrap_servers,
+                client_id=self.client_id,
+                max_message_bytes=s.max_message_bytes,
+                security=s.security,
             )
         transport = self._transport
-        await transport.create_topics(
-            [
+        # Replies come on the shared response topic, or on this caller's own
+        # reply topic (settings.reply_topic, readable only by it under Kafka
+        # ACLs); such a client may not even describe the shared topics, so it
+        # only makes sure of the two it uses.
+        replies = s.client_reply_topic
+        if s.reply_topic is None:
+            specs = [
                 TopicSpec(s.topics.request, partitions=s.request_partitions),
                 TopicSpec(s.topics.response, partitions=s.response_partitions),
                 TopicSpec(s.topics.error, partitions=1),
             ]
-        )
+        else:
+            specs = [
+                TopicSpec(s.topics.request, partitions=s.request_partitions),
+                TopicSpec(replies, partitions=s.response_partitions),
+            ]
+        await transport.create_topics(specs)
         await self._discover_request_topic()
-        partitions = await transport.partition_count(s.topics.response)
+        partitions = await transport.partition_count(replies)
         partition = self._reply_partition
         if partition is None:
             partition = random.randrange(partitions)
         elif not 0 <= partition < partitions:
             raise InterfaceError(
-                f"reply partition {partition} does not exist ({s.topics.response} has {partitions})"
+                f"reply partition {partition} does not exist ({replies} has {partitions})"
             )
-        self._reply_to = ReplyAddress(s.topics.response, partition)
+        self._reply_to = ReplyAddress(replies, partition)
         self._producer = transport.producer()
         await self._producer.start()
         # start() resolves the end position, so no reply to a later request is missed.
-        self._reader = transport.partition_reader(s.topics.response, [partition], start_at="end")
+        self._reader = transport.partition_reader(replies, [partition], start_at="end")
         await self._reader.start()
         self._reader_task = asyncio.create_task(
             self._read_replies(), name=f"{self.client_id}-replies"
@@ -337,32 +368,28 @@ class QueryClient:
             raise PayloadTooLargeError(
                 f"request is {len(data)} bytes; the limit is {self._settings.max_message_bytes}"
             )
-        headers = [
-            (Headers.CORRELATION_ID, cid.encode()),
-            (Headers.REPLY_TOPIC, self._reply_to.topic.encode()),
-            (Headers.REPLY_PARTITION, str(self._reply_to.partition).encode()),
-            (Headers.CLIENT_ID, self._client_header),
-        ]
-        fut: asyncio.Future[QueryResult | QueryFailure] = asyncio.get_running_loop().create_future()
-        self._pending[cid] = fut
+        key = idempotency_key.encode() if idempotency_key else None
         self.metrics.requests += 1
         started = time.perf_counter()
         try:
+            # One timeout for everything the call waits for: the token, the
+            # reply, and the one resend after a token_expired reply.
             async with asyncio.timeout(timeout):
-                await self._producer.send(
-                    self._request_topic,
-                    data,
-                    key=idempotency_key.encode() if idempotency_key else None,
-                    headers=headers,
-                )
-                reply = await fut
+                token = None if self._tokens is None else await self._tokens.current()
+                reply = await self._exchange(cid, data, key, token)
+                if self._should_refresh(reply):
+                    assert self._tokens is not None
+                    token = await self._tokens.refresh(token)
+                    stale_cid, cid = cid, uuid.uuid4().hex
+                    log.info("token expired (correlation id %s); resending as %s", stale_cid, cid)
+                    # Same deadline and idempotency key; nothing ran the first time.
+                    data = encode(msgspec.structs.replace(request, id=cid, sent_at=time.time()))
+                    reply = await self._exchange(cid, data, key, token)
         except TimeoutError:
             self.metrics.timeouts += 1
             raise RequestTimeoutError(
                 f"no reply within {timeout:g} s (correlation id {cid})"
             ) from None
-        finally:
-            self._pending.pop(cid, None)
         elapsed = time.perf_counter() - started
         if isinstance(reply, QueryFailure):
             e = reply.error
@@ -383,6 +410,38 @@ class QueryClient:
             served_by=reply.served_by,
             elapsed=elapsed,
             lsn=reply.lsn,
+        )
+
+    async def _exchange(
+        self, cid: str, data: bytes, key: bytes | None, token: str | None
+    ) -> QueryResult | QueryFailure:
+        """Send one encoded request and wait for its reply."""
+        assert self._producer is not None
+        assert self._reply_to is not None
+        headers = [
+            (Headers.CORRELATION_ID, cid.encode()),
+            (Headers.REPLY_TOPIC, self._reply_to.topic.encode()),
+            (Headers.REPLY_PARTITION, str(self._reply_to.partition).encode()),
+            (Headers.CLIENT_ID, self._client_header),
+        ]
+        if token is not None:
+            headers.append((Headers.AUTHORIZATION, token.encode()))
+        fut: asyncio.Future[QueryResult | QueryFailure] = asyncio.get_running_loop().create_future()
+        self._pending[cid] = fut
+        try:
+            await self._producer.send(self._request_topic, data, key=key, headers=headers)
+            return await fut
+        finally:
+            self._pending.pop(cid, None)
+
+    def _should_refresh(self, reply: QueryResult | QueryFailure) -> bool:
+        # Only an expired token is worth a new one: any other refusal would
+        # be refused again.
+        return (
+            isinstance(reply, QueryFailure)
+            and reply.error.code == TokenExpiredError.code
+            and self._tokens is not None
+            and self._tokens.can_refresh
         )
 
     def _note_lsn(self, lsn: str) -> None:

@@ -26,6 +26,9 @@ T = TypeVar("T")
 class SyncQueryClient:
     """Blocking version of :class:`QueryClient`; same arguments, same methods.
 
+    A ``token_provider`` is called on the background loop's thread: a slow
+    synchronous one holds up every request meanwhile (an async one does not).
+
     Usage::
 
         with SyncQueryClient("127.0.0.1:9092") as db:

@@ -9,17 +9,22 @@ a keyed write runs with its key in the durable idempotency store.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Sequence
 
 import asyncpg
 
 from querybus.database.errors import DATABASE_ERRORS, map_database_error
 from querybus.database.idempotency import IdempotencySettings, IdempotencyStore
 from querybus.database.postgres import create_pool, pooled, prepare_idempotency, run_on_connection
+from querybus.database.roles import check_roles
 from querybus.database.session import check_login
 from querybus.errors import InterfaceError
 from querybus.execution import Job, Outcome
 
 __all__ = ["PostgresExecutor"]
+
+log = logging.getLogger("querybus.database")
 
 
 class PostgresExecutor:
@@ -34,6 +39,8 @@ class PostgresExecutor:
             :mod:`querybus.database.idempotency`.
         allow_superuser: start even when the login is a superuser (see
             :func:`check_login`).
+        roles: the roles callers may act as (checked at start: see
+            :func:`~querybus.database.roles.check_roles`).
         reset_every_request: reset and check the session after every
             request, not only after those that may leave state behind (for
             adapters whose callers may run DDL).
@@ -50,7 +57,9 @@ class PostgresExecutor:
         idempotency: IdempotencySettings | None = None,
         allow_superuser: bool = False,
         reset_every_request: bool = False,
+        roles: Sequence[str] = (),
     ) -> None:
+        self._roles = tuple(roles)
         self._dsn = dsn
         self._allow_superuser = allow_superuser
         self._reset_every_request = reset_every_request
@@ -74,6 +83,8 @@ class PostgresExecutor:
         try:
             async with self._pool.acquire(timeout=self._max_statement_timeout) as conn:
                 await check_login(conn, allow_superuser=self._allow_superuser)
+                for warning in await check_roles(conn, self._roles) if self._roles else ():
+                    log.warning("%s", warning)
                 if self.idempotency is not None:
                     await prepare_idempotency(conn, self.idempotency)
         except BaseException:

@@ -152,9 +152,13 @@ def decode_outcome(data: bytes) -> Outcome:
     )
 
 
-def request_digest(sql: str, wire_params: list[Any], many: bool) -> str:
-    """A digest of what a request asks for: its SQL and its parameters in wire form."""
+def request_digest(sql: str, wire_params: list[Any], many: bool, scope: str | None = None) -> str:
+    """A digest of what a request asks for: its SQL and its parameters in wire
+    form, and who asks (``scope``: the caller's role and subject), so that one
+    caller's key never answers another's request."""
     h = hashlib.sha256(sql.encode())
+    if scope is not None:
+        h.update(b"\x00scope\x00" + scope.encode())
     h.update(b"\x00many\x00" if many else b"\x00one\x00")
     h.update(_encode_json(wire_params))
     return h.hexdigest()
@@ -201,6 +205,13 @@ class IdempotencyStore:
     @property
     def table(self) -> str:
         return self.settings.table
+
+    @staticmethod
+    def scoped_key(scope: str, key: str) -> str:
+        """The stored key of a caller's ``key``: callers with different
+        identities have separate key spaces (one cannot claim, or learn of,
+        another's keys)."""
+        return f"{hashlib.sha256(scope.encode()).hexdigest()[:32]}/{key}"
 
     async def prepare(self, conn: Any) -> None:
         """Create the table if it is missing (when ``create_table``).

@@ -34,7 +34,9 @@ import msgspec
 
 from querybus.database.errors import DATABASE_ERRORS, ClientDataError, map_database_error
 from querybus.database.idempotency import IdempotencyStore, request_digest
+from querybus.database.roles import RoleEscapeError, run_guarded
 from querybus.database.session import reset_session
+from querybus.errors import PermissionDeniedError
 from querybus.execution import Job, Outcome
 from querybus.protocol.messages import Column
 
@@ -160,6 +162,9 @@ async def run_on_connection(
     started = time.perf_counter()
     request = job.request
     dirty = reset or not job.statement.session_safe
+    # A caller's identity (its role and claims) or a row limit needs a
+    # transaction around the statement: see querybus.database.roles.
+    guarded = job.identity is not None or job.max_rows is not None
     try:
         timeout_ms = job.deadline.statement_timeout(session_timeout)
         if timeout_ms is not None:
@@ -167,23 +172,43 @@ async def run_on_connection(
             await conn.execute(f"SET statement_timeout = {timeout_ms}")
         key = request.idem
         if idempotency is not None and key is not None:
+            scope = None if job.identity is None else job.identity.scope
             try:
                 outcome = await idempotency.run(
                     conn,
-                    key,
-                    lambda: run_statement(conn, job),
-                    request=request_digest(request.sql, request.params, request.many),
+                    key if scope is None else idempotency.scoped_key(scope, key),
+                    (
+                        lambda: run_guarded(
+                            conn, job, lambda: run_statement(conn, job), in_transaction=True
+                        )
+                    )
+                    if guarded
+                    else (lambda: run_statement(conn, job)),
+                    request=request_digest(request.sql, request.params, request.many, scope),
                     deadline=job.deadline,
                 )
             except asyncpg.ActiveSQLTransactionError:
+                if guarded:
+                    raise  # never run it outside the caller's role
                 # VACUUM, CREATE INDEX CONCURRENTLY…: refused inside a transaction
                 # block before doing anything. They run as before, without a
                 # durable record (the adapter's in-memory cache still applies).
                 outcome = await run_statement(conn, job)
+        elif guarded:
+            outcome = await run_guarded(conn, job, lambda: run_statement(conn, job))
         else:
             outcome = await run_statement(conn, job)
     except DATABASE_ERRORS as exc:
         raise map_database_error(exc, conn) from exc
+    except RoleEscapeError as exc:
+        # Rolled back already; a connection whose role was changed under us
+        # is not trusted again, whatever a reset would say.
+        dirty = False
+        conn.terminate()
+        raise PermissionDeniedError(str(exc)) from None
+    except PermissionDeniedError:
+        dirty = True  # a row limit: the transaction was rolled back mid-way
+        raise
     finally:
         if dirty:
             await reset_session(conn)
@@ -215,7 +240,12 @@ async def run_statement(conn: asyncpg.Connection, job: Job) -> Outcome:
                 await conn.executemany(sql, params, timeout=job.deadline.left())
         return Outcome(command=f"EXECUTEMANY {len(params)}", rowcount=len(params))
     _check_integers(stmt, params)
-    rows, status, _ = await conn._execute(sql, params, 0, job.deadline.left(), return_status=True)
+    # With a row limit, one row more than allowed is enough to refuse the
+    # result (inside the guarded transaction, which then rolls back).
+    limit = 0 if job.max_rows is None else job.max_rows + 1
+    rows, status, _ = await conn._execute(
+        sql, params, limit, job.deadline.left(), return_status=True
+    )
     command = status.decode() if isinstance(status, bytes) else str(status or "")
     return Outcome(
         command=command,

@@ -7,7 +7,13 @@ detail, hint, and for ``result_too_large`` what the statement did.
 
 from __future__ import annotations
 
-from querybus.errors import QueryBusError, QueryError, ResultTooLargeError, error_from_wire
+from querybus.errors import (
+    QueryBusError,
+    QueryError,
+    RateLimitedError,
+    ResultTooLargeError,
+    error_from_wire,
+)
 from querybus.protocol.messages import ErrorInfo
 
 __all__ = ["error_from_info", "error_info"]
@@ -20,6 +26,8 @@ def error_info(exc: QueryBusError) -> ErrorInfo:
         info.sqlstate, info.detail, info.hint = exc.sqlstate, exc.detail, exc.hint
     elif isinstance(exc, ResultTooLargeError):
         info.command, info.rowcount, info.lsn = exc.command, exc.rowcount, exc.lsn
+    elif isinstance(exc, RateLimitedError):
+        info.retry_after = round(exc.retry_after, 3)
     return info
 
 
@@ -34,6 +42,7 @@ def error_from_info(info: ErrorInfo, *, correlation_id: str | None = None) -> Qu
         command=info.command,
         rowcount=info.rowcount,
         lsn=info.lsn,
+        retry_after=info.retry_after,
     )
     err.correlation_id = correlation_id
     return err

@@ -65,6 +65,9 @@ class Headers:
     REPLY_PARTITION = "querybus-reply-partition"
     CLIENT_ID = "querybus-client-id"
     DLQ_REASON = "querybus-dlq-reason"
+    #: The caller's signed token (a JWT), when it has one. A header, not a body
+    #: field, so that dead-letter copies and logs can drop it without decoding.
+    AUTHORIZATION = "querybus-authorization"
 
 
 class ReplyAddress(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -194,6 +197,7 @@ class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
         rowcount: with ``result_too_large``: rows it returned or changed.
         lsn: with ``result_too_large``: its commit position, when it wrote
             through a routing adapter (read-your-writes).
+        retry_after: with ``rate_limited``: seconds until a request would be accepted.
     """
 
     code: str
@@ -205,6 +209,7 @@ class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     command: str | None = None
     rowcount: int | None = None
     lsn: str | None = None
+    retry_after: float | None = None
 
 
 class QueryFailure(msgspec.Struct, kw_only=True, tag_field="status", tag="error"):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from querybus.config import KafkaSecurity
 from querybus.errors import ConfigurationError
 from querybus.registry.backends.base import RegistryBackend
 
@@ -35,6 +36,7 @@ def open_backend(
     topic: str | None = None,
     transport: Transport | None = None,
     consul_token: str | None = None,
+    kafka_security: KafkaSecurity | None = None,
 ) -> RegistryBackend:
     """A backend for ``url``, not started yet (``async with`` it or call ``start()``).
 
@@ -47,6 +49,8 @@ def open_backend(
         transport: an existing transport for the Kafka backend to share
             (the backend will not close it); the address in ``url`` is then ignored.
         consul_token: ACL token for Consul.
+        kafka_security: TLS and SASL for the Kafka backend's own transport
+            (unused when ``transport`` is given: that one has its own).
 
     Raises:
         ConfigurationError: the URL's scheme is unknown or its address is missing.
@@ -69,7 +73,7 @@ def open_backend(
             raise ConfigurationError(
                 "the Kafka registry needs bootstrap servers: kafka://HOST:PORT"
             )
-        return KafkaBackend(rest, topic=name)
+        return KafkaBackend(rest, topic=name, security=kafka_security)
     if base in ("etcd", "consul"):
         if not rest:
             raise ConfigurationError(f"the {base} registry needs an address: {base}://HOST:PORT")
@@ -100,12 +104,15 @@ class RegistrySettings:
             Consul agent); unused for memory.
         topic_prefix: the deployment's topic prefix (Kafka backend).
         consul_token: Consul ACL token.
+        kafka_security: TLS and SASL towards Kafka (Kafka backend; the
+            ``KAFKA_*`` security variables, as for the bus).
     """
 
     kind: str = "memory"
     address: str = ""
     topic_prefix: str = ""
     consul_token: str | None = None
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def url(self) -> str:
@@ -159,6 +166,7 @@ class RegistrySettings:
             address=address,
             topic_prefix=env.get("QUERYBUS_TOPIC_PREFIX", ""),
             consul_token=env.get("CONSUL_HTTP_TOKEN") or None,
+            kafka_security=KafkaSecurity.from_env(env) if kind == "kafka" else KafkaSecurity(),
         )
 
 
@@ -180,4 +188,5 @@ def registry_from_settings(
         topic_prefix=settings.topic_prefix,
         transport=transport,
         consul_token=settings.consul_token,
+        kafka_security=settings.kafka_security,
     )

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from querybus.database.idempotency import IdempotencySettings, IdempotencyStore
 from querybus.database.postgres import prepare_idempotency, run_on_connection
 from querybus.database.replication import commit_lsn, wait_replayed
+from querybus.database.roles import check_roles
 from querybus.database.session import check_login
 from querybus.errors import (
     NoEligibleTargetError,
@@ -80,6 +81,8 @@ class RoutingExecutor:
             :mod:`querybus.database.idempotency`.
         allow_superuser: start even when the login is a superuser (see
             :func:`~querybus.database.session.check_login`).
+        roles: the roles callers may act as (checked at start: see
+            :func:`~querybus.database.roles.check_roles`).
         reset_every_request: reset and check the session after every request.
 
     ``metrics`` and ``on_decision`` are also plain attributes, so a service
@@ -102,7 +105,9 @@ class RoutingExecutor:
         idempotency: IdempotencySettings | None = None,
         allow_superuser: bool = False,
         reset_every_request: bool = False,
+        roles: Sequence[str] = (),
     ) -> None:
+        self._roles = tuple(roles)
         settings = settings or RoutingSettings()
         self._allow_superuser = allow_superuser
         self._reset_every_request = reset_every_request
@@ -188,6 +193,8 @@ class RoutingExecutor:
             async with self.primary.connection(self.settings.max_statement_timeout) as conn:
                 # Replicas have the same roles (they replicate the catalog).
                 await check_login(conn, allow_superuser=self._allow_superuser)
+                for warning in await check_roles(conn, self._roles) if self._roles else ():
+                    log.warning("%s", warning)
                 if self.idempotency is not None:
                     # Only the primary ever writes it (replicas get it by replication).
                     await prepare_idempotency(conn, self.idempotency)

@@ -6,7 +6,8 @@ parses again: the policy (statement count, operation, refusal, whether it
 needs DDL), the router (the fingerprint and, per statement, what could make
 it unsafe on a replica and how complex it is), the executor (whether the
 session must be reset afterwards, whether it writes) and idempotency
-(whether it writes).
+(whether it writes) and the role policies (the operations it performs, the
+tables it names).
 
 It is cached by SQL text, so a repeated statement costs one dict lookup.
 """
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pglast import ast, parse_sql
-from pglast.parser import ParseError, fingerprint
+from pglast.parser import ParseError, fingerprint, scan
 
 from querybus.protocol.messages import OperationType
 from querybus.sql.complexity import Complexity, ComplexityCounts
@@ -33,7 +35,7 @@ from querybus.sql.functions import (
     VOLATILE_READ_SAFE,
 )
 
-__all__ = ["Part", "Statement", "analyze"]
+__all__ = ["Part", "Statement", "analyze", "qualified_name"]
 
 T = TypeVar("T")
 
@@ -105,6 +107,23 @@ class Statement:
             (settings, advisory locks, temporary tables), so the connection
             needs no reset before the next request uses it.
         parts: every statement of the text, for routing.
+        operations: every operation the text performs, for role policies:
+            the first statement's :attr:`operation` plus the kind of every
+            data-modifying statement nested anywhere in the text (a writing
+            CTE, the statement under ``EXPLAIN``). ``MERGE`` counts as the
+            operations of its ``WHEN`` actions (``DO NOTHING`` as SELECT), not
+            as OTHER.
+        tables: every relation the text reads or writes (tables, views,
+            sequences; targets of INSERT/UPDATE/DELETE/MERGE, FROM/USING/JOIN
+            lists, subqueries anywhere, ``SELECT INTO`` and DDL targets named
+            as relations), as :func:`qualified_name` spells it: ``schema.name``
+            when qualified, else ``name``; unquoted identifiers already folded
+            to lower case by the parser, quoted ones that need it kept quoted
+            (``"Mixed"``), the database part of ``db.schema.name`` dropped.
+            Names that refer to a CTE in scope are not tables. Functions in
+            FROM are not tables, and neither are relations that SQL reaches
+            only through a function (``nextval('seq')``, a user function
+            reading a table): this is a list of names, not of privileges.
     """
 
     sql: str
@@ -118,6 +137,8 @@ class Statement:
     needs_ddl: bool = False
     session_safe: bool = False
     parts: tuple[Part, ...] = ()
+    operations: frozenset[OperationType] = frozenset()
+    tables: frozenset[str] = frozenset()
 
     @property
     def may_write(self) -> bool:
@@ -193,6 +214,14 @@ DDL_KINDS = frozenset(
 )  # fmt: skip
 
 _WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+
+# What each MERGE action does, as an operation (CmdType values).
+_MERGE_ACTIONS: dict[int, OperationType] = {
+    2: OperationType.UPDATE,  # CMD_UPDATE
+    3: OperationType.INSERT,  # CMD_INSERT
+    4: OperationType.DELETE,  # CMD_DELETE
+    7: OperationType.SELECT,  # CMD_NOTHING: reads source and target, changes nothing
+}
 
 
 def _words(text: str) -> list[str]:
@@ -282,13 +311,26 @@ def _func_name(call: ast.FuncCall) -> str:
 
 
 class _Scan:
-    """One pass over a statement's tree: functions, writes, locks, complexity."""
+    """One pass over a statement's tree: functions, writes, locks, complexity,
+    operations, relations."""
 
-    __slots__ = ("counts", "functions", "locking", "refused", "writes")
+    __slots__ = (
+        "counts",
+        "functions",
+        "locking",
+        "operations",
+        "ranges",
+        "refused",
+        "root",
+        "writes",
+    )
 
     def __init__(self, root: ast.Node) -> None:
         c = ComplexityCounts()
         functions: list[str] = []
+        operations: set[OperationType] = set()
+        ranges: list[ast.RangeVar] = []
+        self.root = root
         self.locking = False
         self.writes = False
         self.refused: str | None = None
@@ -315,6 +357,8 @@ class _Scan:
                     c.set_operations += 1
                 if node.withClause is not None and node.withClause.recursive:
                     c.recursive = True
+            elif isinstance(node, ast.RangeVar):
+                ranges.append(node)
             elif isinstance(node, ast.JoinExpr):
                 c.joins += 1
             elif isinstance(node, (ast.SubLink, ast.RangeSubselect)):
@@ -325,12 +369,106 @@ class _Scan:
                 c.sorts += 1
             elif isinstance(node, _WRITES):
                 self.writes = True
+                op = _DML.get(type(node))
+                if op is not None:
+                    operations.add(op)
+            elif isinstance(node, ast.MergeWhenClause):
+                action = int(node.commandType or 0)
+                operations.add(_MERGE_ACTIONS.get(action, OperationType.OTHER))
             elif self.refused is None and type(node).__name__ in _REFUSALS:
                 # EXPLAIN ANALYZE of a refused statement
                 kind = type(node).__name__
                 self.refused = f"{kind} is not allowed: {_REFUSALS[kind]}"
         self.functions = tuple(functions)
         self.counts = c
+        self.operations = operations
+        self.ranges = ranges
+
+    def tables(self) -> set[str]:
+        """The relations the tree names (see :attr:`Statement.tables`)."""
+        if self.counts.ctes == 0:
+            # Without a CTE no name can be shadowed: every RangeVar is a relation.
+            return {_range_name(rv) for rv in self.ranges}
+        return _tables(self.root)
+
+
+# -- relation names ---------------------------------------------------------------------
+
+# An identifier PostgreSQL never needs quoted (keywords aside, which cannot be
+# confused with a name once it is known to be one).
+_PLAIN_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def qualified_name(*parts: str) -> str:
+    """``parts`` (as the catalog spells them) joined with dots, each quoted
+    like SQL quotes it when it is not a plain lower-case identifier.
+
+    Quoting keeps the form unambiguous: ``"a.b"`` (one name with a dot) is
+    not ``a.b`` (schema and name), and ``"Mixed"`` is not ``mixed``.
+    """
+    return ".".join(
+        p if _PLAIN_IDENT.fullmatch(p) else '"' + p.replace('"', '""') + '"' for p in parts
+    )
+
+
+def _range_name(rv: ast.RangeVar) -> str:
+    # The catalog part is dropped: PostgreSQL refuses any but the current database.
+    if rv.schemaname:
+        return qualified_name(rv.schemaname, rv.relname or "")
+    return qualified_name(rv.relname or "")
+
+
+#: Statements whose ``relation`` is a target, which PostgreSQL looks up in the
+#: catalog only: a CTE of the same name does not hide the table there.
+_TARGETS = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+_NO_CTES: frozenset[str] = frozenset()
+_CONTAINERS = (ast.Node, tuple, list)
+
+
+def _tables(root: ast.Node) -> set[str]:
+    """The relations under ``root``, leaving out names that refer to a CTE.
+
+    A CTE's name is visible in its statement (every branch of a set operation,
+    every subquery) and in the bodies of the CTEs after it, or of all of them
+    under ``WITH RECURSIVE``; not outside its statement, not as an
+    INSERT/UPDATE/DELETE/MERGE target, and never with a schema. A forward
+    reference in a plain ``WITH`` therefore names a table. Iterative, like
+    :func:`_walk`, with the names in scope carried along.
+    """
+    out: set[str] = set()
+    stack: list[tuple[Any, frozenset[str]]] = [(root, _NO_CTES)]
+    while stack:
+        cur, scope = stack.pop()
+        if isinstance(cur, ast.Node):
+            if isinstance(cur, ast.RangeVar):
+                if cur.schemaname or cur.relname not in scope:
+                    out.add(_range_name(cur))
+                continue
+            inner = scope
+            with_clause = getattr(cur, "withClause", None)
+            if isinstance(with_clause, ast.WithClause) and with_clause.ctes:
+                names = [str(cte.ctename) for cte in with_clause.ctes]
+                inner = scope.union(names)
+                for i, cte in enumerate(with_clause.ctes):
+                    visible = inner if with_clause.recursive else scope.union(names[:i])
+                    stack.append((cte.ctequery, visible))
+            target = cur.relation if isinstance(cur, _TARGETS) else None
+            if isinstance(cur, ast.IntoClause):
+                target = cur.rel
+            if target is not None:
+                out.add(_range_name(target))
+            for slot in getattr(type(cur), "__slots__", ()):
+                value = getattr(cur, slot, None)
+                # only what can hold a node; the CTEs and the target are done above
+                if (
+                    isinstance(value, _CONTAINERS)
+                    and value is not with_clause
+                    and value is not target
+                ):
+                    stack.append((value, inner))
+        elif isinstance(cur, (tuple, list)):
+            stack.extend((item, scope) for item in cur if isinstance(item, _CONTAINERS))
+    return out
 
 
 def _part(stmt: ast.Node) -> Part:
@@ -405,10 +543,16 @@ def _session_safe(top: ast.Node, op: OperationType, scan: _Scan) -> bool:
     return all(name.lower() in _SESSION_SAFE_FUNCTIONS for name in scan.functions)
 
 
-#: Statements by fingerprint: everything a Statement says depends on the
-#: statement's structure, not on its constants, so the same statement with
-#: other literals costs a fingerprint (C, a few µs) instead of a parse.
-_BY_FINGERPRINT: dict[str, Statement] = {}
+#: Statements by fingerprint: almost everything a Statement says depends on
+#: the statement's structure, not on its constants, so the same statement with
+#: other literals costs a fingerprint (C, a few µs) instead of a full analysis.
+#: Not its tables: the fingerprint ignores schema names and digits at the end
+#: of table names (``s.orders`` and ``t.orders``, ``log_2024`` and
+#: ``log_2025`` fingerprint alike). So a hit whose statement names a relation
+#: (a CTE reference included) reuses the tables only when both texts are the
+#: same tokens but for constants (:func:`_shape`), and else parses its own
+#: text for them (:func:`_relations`).
+_BY_FINGERPRINT: dict[str, _Cached] = {}
 _CACHE_SIZE = 8192
 
 
@@ -422,35 +566,92 @@ def analyze(sql: str) -> Statement:
         return Statement(sql, error=f"SQL does not parse: {exc}")
     known = _BY_FINGERPRINT.get(fp)
     if known is not None:
-        return dataclasses.replace(known, sql=sql)
-    statement = _parse(sql, fp)
+        if not known.names_relations:
+            return dataclasses.replace(known.statement, sql=sql)
+        if not known.shaped:
+            known.shape, known.shaped = _shape(known.statement.sql), True
+        if known.shape is not None and _shape(sql) == known.shape:
+            return dataclasses.replace(known.statement, sql=sql)
+        tables = _relations(sql)
+        if tables is not None:
+            return dataclasses.replace(known.statement, sql=sql, tables=tables)
+    statement, names_relations = _parse(sql, fp)
     if len(_BY_FINGERPRINT) >= _CACHE_SIZE:
         # Cruder than LRU, but a hit stays one dict lookup; a working set
         # larger than the cache is a configuration problem either way.
         _BY_FINGERPRINT.clear()
-    _BY_FINGERPRINT[fp] = statement
+    _BY_FINGERPRINT[fp] = _Cached(statement, names_relations)
     return statement
 
 
-def _parse(sql: str, fp: str) -> Statement:
+@dataclass(slots=True)
+class _Cached:
+    statement: Statement
+    #: it names a relation (a CTE reference included)
+    names_relations: bool
+    #: its _shape(), computed on the first hit that needs it
+    shape: tuple[str, ...] | None = None
+    shaped: bool = False
+
+
+# Tokens whose text is a constant's value: never part of a name in the tree.
+_CONSTANTS = frozenset({"SCONST", "USCONST", "ICONST", "FCONST", "BCONST", "XCONST", "PARAM"})
+
+
+def _shape(sql: str) -> tuple[str, ...] | None:
+    """``sql``'s tokens with each constant replaced by its kind, or None when
+    that cannot tell. Two texts of equal shape parse to the same tree but for
+    constant values, so they name the same tables. (Comments and spelling
+    count: a text that differs only there is merely not recognised.)
+    """
+    if "uescape" in sql.lower():
+        # U&"d!0061ta" UESCAPE '!': a string constant that changes a name
+        return None
+    try:
+        tokens = scan(sql)
+    except ParseError:
+        return None
+    return tuple(t.name if t.name in _CONSTANTS else sql[t.start : t.end + 1] for t in tokens)
+
+
+def _relations(sql: str) -> frozenset[str] | None:
+    """The tables of ``sql`` alone (a fingerprint hit); None if it does not parse."""
+    try:
+        stmts = _on_big_stack(parse_sql, sql)
+    except ParseError:
+        return None
+    tables: set[str] = set()
+    for raw in stmts:
+        if raw.stmt is not None:
+            tables |= _tables(raw.stmt)
+    return frozenset(tables)
+
+
+def _parse(sql: str, fp: str) -> tuple[Statement, bool]:
+    """The statement, and whether its text names any relation (a CTE
+    reference included): whether a fingerprint hit must find its own tables."""
     try:
         stmts = _on_big_stack(parse_sql, sql)
     except ParseError as exc:
-        return Statement(sql, error=f"SQL does not parse: {exc}")
+        return Statement(sql, error=f"SQL does not parse: {exc}"), False
     nodes = [raw.stmt for raw in stmts if raw.stmt is not None]
     if not nodes:
-        return Statement(sql, error="no SQL statement given", fingerprint=fp)
+        return Statement(sql, error="no SQL statement given", fingerprint=fp), False
     top = nodes[0]
     op = _DML.get(type(top))
     kind = type(top).__name__
     if op is None:
         op = OperationType.DDL if kind in DDL_KINDS else OperationType.OTHER
     scan = _Scan(top)
+    tables = scan.tables()
+    for other in nodes[1:]:  # refused anyway (one statement per request), but complete
+        tables |= _tables(other)
+    operations = scan.operations if kind == "MergeStmt" else scan.operations | {op}
     if op is OperationType.SELECT:
         writes = getattr(top, "intoClause", None) is not None or scan.writes
     else:
         writes = op is not OperationType.OTHER or scan.writes
-    return Statement(
+    statement = Statement(
         sql,
         fingerprint=fp,
         statement_count=len(stmts),
@@ -461,4 +662,9 @@ def _parse(sql: str, fp: str) -> Statement:
         needs_ddl=_needs_ddl(top),
         session_safe=_session_safe(top, op, scan),
         parts=tuple(_part(node) for node in nodes),
+        operations=frozenset(operations),
+        tables=frozenset(tables),
     )
+    # A CTE reference is a RangeVar too, and `WITH x … FROM x` fingerprints
+    # like `WITH x … FROM s.x`; the other statements are rare enough to count.
+    return statement, bool(scan.ranges) or len(nodes) > 1

@@ -7,6 +7,7 @@ Kafka bootstrap server list.
 
 from __future__ import annotations
 
+from querybus.config import KafkaSecurity
 from querybus.errors import ConfigurationError
 from querybus.transport.base import (
     GroupConsumer,
@@ -49,6 +50,7 @@ def connect(
     request_timeout: float = 30.0,
     session_timeout: float = 10.0,
     heartbeat_interval: float = 1.0,
+    security: KafkaSecurity | None = None,
 ) -> Transport:
     """A transport for ``bootstrap_servers``; nothing is contacted until first use.
 
@@ -64,12 +66,15 @@ def connect(
         session_timeout: seconds without heartbeat before a Kafka group member
             is dropped.
         heartbeat_interval: seconds between a Kafka group member's heartbeats.
+        security: TLS and SASL towards the Kafka brokers (plaintext when None;
+            ignored by the in-process bus, which has no network).
 
     Returns:
         A :class:`MemoryTransport` or a :class:`KafkaTransport`.
 
     Raises:
-        ConfigurationError: ``bootstrap_servers`` is empty.
+        ConfigurationError: ``bootstrap_servers`` is empty, or a TLS file of
+            ``security`` cannot be loaded.
     """
     address = bootstrap_servers.strip()
     if not address:
@@ -84,4 +89,5 @@ def connect(
         request_timeout=request_timeout,
         session_timeout=session_timeout,
         heartbeat_interval=heartbeat_interval,
+        security=security,
     )

@@ -8,8 +8,19 @@ failed ``start()`` and when called twice.
 Every aiokafka or socket error is mapped to :mod:`querybus.errors` at this
 boundary (:func:`map_error`): unreachable brokers become
 :class:`~querybus.errors.BrokerUnavailableError`, oversized records
-:class:`~querybus.errors.PayloadTooLargeError`, the rest
+:class:`~querybus.errors.PayloadTooLargeError`, refused credentials or TLS
+handshakes :class:`~querybus.errors.BrokerAuthenticationError`, ACL refusals
+:class:`~querybus.errors.BrokerAuthorizationError`, the rest
 :class:`~querybus.errors.TransportError`.
+
+Security (:class:`~querybus.config.KafkaSecurity`: TLS, SASL) applies to every
+aiokafka object built here — producers, consumers, the admin and metadata
+clients — so a transport talks to its brokers one way only. aiokafka reports a
+failed bootstrap as "unable to bootstrap" whatever the reason (it only logs
+the cause); when that happens with security configured, one diagnostic
+connection (:func:`_diagnose`) finds out whether the credentials or the TLS
+handshake were refused, so the caller gets a typed error instead of
+"broker unavailable".
 
 aiokafka logs at ERROR some broker answers that are an expected, retried part
 of normal operation — a partition whose leader is still being elected right
@@ -25,8 +36,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import ssl
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
@@ -34,11 +47,15 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.cluster import ClusterMetadata
+from aiokafka.conn import create_conn
 from aiokafka.errors import (
     BrokerNotAvailableError,
+    ClusterAuthorizationFailedError,
     ConsumerStoppedError,
+    GroupAuthorizationFailedError,
     GroupCoordinatorNotAvailableError,
     GroupLoadInProgressError,
+    IllegalSaslStateError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
@@ -52,18 +69,40 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
     RequestTimedOutError,
+    SaslAuthenticationFailed,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    UnsupportedSaslMechanismError,
     for_code,
 )
+from aiokafka.helpers import create_ssl_context
+from aiokafka.protocol.admin import (
+    CreateAclsRequest_v1,
+    DeleteAclsRequest_v1,
+    DescribeAclsRequest_v1,
+)
+from aiokafka.protocol.api import Request
 from aiokafka.structs import OffsetAndMetadata
 
+from querybus.config import KafkaSecurity
 from querybus.errors import (
+    BrokerAuthenticationError,
+    BrokerAuthorizationError,
     BrokerUnavailableError,
     ConfigurationError,
     InterfaceError,
     PayloadTooLargeError,
     QueryBusError,
     TransportError,
+)
+from querybus.transport.acl import (
+    Acl,
+    AclFilter,
+    operation_of,
+    pattern_type_of,
+    permission_of,
+    resource_type_of,
 )
 from querybus.transport.base import (
     Record,
@@ -76,6 +115,7 @@ from querybus.transport.base import (
 __all__ = [
     "DEFAULT_FETCH_MAX_WAIT",
     "KafkaTransport",
+    "PayloadFilter",
     "TransientBrokerAnswerFilter",
     "install_log_filter",
     "map_error",
@@ -115,6 +155,51 @@ _TIMEOUTS: tuple[type[BaseException], ...] = (
     RequestTimedOutError,
     TimeoutError,
 )
+# The broker refused who we are: a SASL login…
+_SASL_REFUSALS: tuple[type[BaseException], ...] = (
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+    IllegalSaslStateError,
+)
+# …or the TLS handshake: a certificate that does not verify, a hostname that
+# does not match, a client certificate the broker does not accept (its alert),
+# TLS spoken to a port that does not speak it. A connection cut mid-stream
+# (SSLEOFError and the like) is an outage, not a refusal: not matched here.
+_TLS_REFUSAL = re.compile(
+    r"CERTIFICATE|UNKNOWN_CA|HANDSHAKE_FAILURE|ACCESS_DENIED|NO_SHARED_CIPHER"
+    r"|PROTOCOL_VERSION|WRONG_VERSION_NUMBER|UNSUPPORTED_PROTOCOL"
+)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether ``exc`` says the broker refused our credentials or TLS handshake."""
+    if isinstance(exc, (*_SASL_REFUSALS, ssl.SSLCertVerificationError)):
+        return True
+    if not isinstance(exc, ssl.SSLError) or isinstance(
+        exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+    ):
+        return False
+    return bool(_TLS_REFUSAL.search(f"{getattr(exc, 'reason', None) or ''} {exc}".upper()))
+
+
+# The broker knows who we are and its ACLs say no.
+_AUTHORIZATION: tuple[type[BaseException], ...] = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from (aiokafka wraps an
+    ssl.SSLError in "connection closed")."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def map_error(exc: BaseException, what: str) -> QueryBusError:
@@ -130,6 +215,15 @@ def map_error(exc: BaseException, what: str) -> QueryBusError:
     if isinstance(exc, QueryBusError):
         return exc
     detail = f"{what}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, _AUTHORIZATION):
+        return BrokerAuthorizationError(detail)
+    # Before the OSError check below: ssl.SSLError is an OSError, but a refused
+    # handshake is not an unreachable broker and retrying will not help.
+    for cause in _causes(exc):
+        if _refused(cause):
+            if cause is not exc:
+                detail += f" ({type(cause).__name__}: {cause})"
+            return BrokerAuthenticationError(detail)
     if isinstance(exc, _TOO_LARGE):
         return PayloadTooLargeError(detail)
     if isinstance(exc, _UNREACHABLE):
@@ -197,8 +291,33 @@ def _mentions_transient(args: object) -> bool:
     return False
 
 
+class PayloadFilter(logging.Filter):
+    """Keeps record payloads out of aiokafka's log records.
+
+    aiokafka logs whole keys and values at DEBUG (``"Sending (key=%s
+    value=%s) to %s"``): a request's parameters, a reply's rows. An
+    application that logs at DEBUG must not get them, so every ``bytes``
+    argument of an aiokafka record is replaced with its length.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, bytes | bytearray) for a in args):
+            record.args = tuple(_masked(a) for a in args)
+        elif isinstance(args, Mapping) and any(
+            isinstance(a, bytes | bytearray) for a in args.values()
+        ):
+            record.args = {k: _masked(v) for k, v in args.items()}
+        return True
+
+
+def _masked(value: object) -> object:
+    return f"<{len(value)} bytes>" if isinstance(value, bytes | bytearray) else value
+
+
 def install_log_filter() -> None:
-    """Put :class:`TransientBrokerAnswerFilter` on every aiokafka logger (idempotent).
+    """Put :class:`TransientBrokerAnswerFilter` and :class:`PayloadFilter` on
+    every aiokafka logger (idempotent).
 
     A logger's filters only see the records logged *on that logger*, not those
     propagated from its children, so each module's logger gets one.
@@ -211,12 +330,34 @@ def install_log_filter() -> None:
     ]
     for name in names:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, TransientBrokerAnswerFilter) for f in logger.filters):
-            logger.addFilter(TransientBrokerAnswerFilter())
+        for kind in (TransientBrokerAnswerFilter, PayloadFilter):
+            if not any(isinstance(f, kind) for f in logger.filters):
+                logger.addFilter(kind())
 
 
 # aiokafka's modules (and so their loggers) are all imported above.
 install_log_filter()
+
+
+def _acl(
+    resource_type: int,
+    resource_name: str,
+    pattern: int,
+    principal: str,
+    host: str,
+    operation: int,
+    permission: int,
+) -> Acl:
+    """An ACL binding as the broker's answers list it (codes, in this order)."""
+    return Acl(
+        principal=principal,
+        resource_type=resource_type_of(resource_type),
+        resource_name=resource_name,
+        operation=operation_of(operation),
+        permission=permission_of(permission),
+        pattern=pattern_type_of(pattern),
+        host=host,
+    )
 
 
 def _ms(seconds: float) -> int:
@@ -240,6 +381,33 @@ def _flatten(batches: Mapping[Any, Sequence[Any]]) -> list[Record]:
     return [_record(msg) for msgs in batches.values() for msg in msgs]
 
 
+def _ssl_context(security: KafkaSecurity) -> ssl.SSLContext | None:
+    """The TLS context for ``security`` (None without TLS).
+
+    Raises:
+        ConfigurationError: a CA, certificate or key file is missing or unreadable.
+    """
+    if not security.uses_tls:
+        return None
+    try:
+        context = create_ssl_context(
+            cafile=security.ssl_cafile,
+            certfile=security.ssl_certfile,
+            keyfile=security.ssl_keyfile,
+        )
+    except (OSError, ssl.SSLError) as exc:
+        # ssl's messages name neither the file nor the setting.
+        raise ConfigurationError(
+            "cannot load the Kafka TLS files "
+            f"(cafile={security.ssl_cafile!r}, certfile={security.ssl_certfile!r}, "
+            f"keyfile={security.ssl_keyfile!r}): {exc}"
+        ) from exc
+    # The chain is verified either way; only the name check can be turned off.
+    context.check_hostname = security.ssl_check_hostname
+    result: ssl.SSLContext = context
+    return result
+
+
 class _Options:
     """The aiokafka settings shared by every client of one transport."""
 
@@ -250,7 +418,9 @@ class _Options:
         "heartbeat_interval",
         "max_message_bytes",
         "request_timeout",
+        "security",
         "session_timeout",
+        "ssl_context",
     )
 
     def __init__(
@@ -262,6 +432,7 @@ class _Options:
         request_timeout: float,
         session_timeout: float,
         heartbeat_interval: float,
+        security: KafkaSecurity,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
@@ -270,12 +441,17 @@ class _Options:
         self.request_timeout = request_timeout
         self.session_timeout = session_timeout
         self.heartbeat_interval = heartbeat_interval
+        self.security = security
+        # One context for every connection of this transport: the files are
+        # read once, and a missing one fails here, before anything connects.
+        self.ssl_context = _ssl_context(security)
 
     def common(self) -> dict[str, Any]:
         return {
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": self.client_id,
             "request_timeout_ms": _ms(self.request_timeout),
+            **self.auth(),
         }
 
     def consumer(self) -> dict[str, Any]:
@@ -286,6 +462,77 @@ class _Options:
             "max_partition_fetch_bytes": max(1_048_576, self.max_message_bytes + 1024),
             "enable_auto_commit": False,
         }
+
+    def auth(self) -> dict[str, Any]:
+        """The security arguments every aiokafka client and connection takes."""
+        security = self.security
+        options: dict[str, Any] = {
+            "security_protocol": security.protocol,
+            "ssl_context": self.ssl_context,
+        }
+        if security.uses_sasl:
+            options["sasl_mechanism"] = security.sasl_mechanism
+            options["sasl_plain_username"] = security.sasl_username
+            options["sasl_plain_password"] = security.sasl_password
+        return options
+
+    def hosts(self) -> list[tuple[str, int]]:
+        hosts = []
+        for entry in self.bootstrap_servers.split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if host and port.isdigit():
+                hosts.append((host.strip("[]"), int(port)))
+        return hosts
+
+
+async def _diagnose(options: _Options) -> QueryBusError | None:
+    """Why a bootstrap failed, when the broker refused our credentials or TLS.
+
+    aiokafka's bootstrap swallows the cause ("Unable to bootstrap"); one
+    connection made the same way as aiokafka's shows it. None when nothing was
+    refused (the broker is really unreachable, or the cause is elsewhere).
+    """
+    if options.security.protocol == "PLAINTEXT":
+        return None
+    timeout = min(options.request_timeout, 10.0)
+    for host, port in options.hosts()[:3]:
+        try:
+            conn = await create_conn(
+                host,
+                port,
+                client_id=options.client_id,
+                request_timeout_ms=_ms(timeout),
+                **options.auth(),
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            error = map_error(exc, f"connect to {host}:{port} as {_who(options.security)}")
+            if isinstance(error, BrokerAuthenticationError):
+                return error
+            continue
+        conn.close()
+    return None
+
+
+def _who(security: KafkaSecurity) -> str:
+    """How we log in, for messages (never the password)."""
+    if security.uses_sasl:
+        return f"{security.sasl_username!r} ({security.protocol}, {security.sasl_mechanism})"
+    if security.ssl_certfile:
+        return f"the certificate {security.ssl_certfile!r} ({security.protocol})"
+    return f"an anonymous {security.protocol} client"
+
+
+async def _start(options: _Options, what: str, starting: Awaitable[Any]) -> None:
+    """Await an aiokafka ``start()``/``bootstrap()``, mapping its errors; a
+    bootstrap that failed because we were refused raises BrokerAuthenticationError."""
+    try:
+        with _mapped(what):
+            await starting
+    except BrokerUnavailableError as exc:
+        refused = await _diagnose(options)
+        if refused is None:
+            raise
+        raise refused from exc
 
 
 class _KafkaProducer:
@@ -312,8 +559,11 @@ class _KafkaProducer:
             max_request_size=self._options.max_message_bytes,
         )
         try:
-            with _mapped(f"start producer on {self._options.bootstrap_servers}"):
-                await self._producer.start()
+            await _start(
+                self._options,
+                f"start producer on {self._options.bootstrap_servers}",
+                self._producer.start(),
+            )
         except BaseException:
             await self.stop()
             raise
@@ -407,8 +657,8 @@ class _KafkaPartitionReader:
             auto_offset_reset="latest" if self._start_at == "end" else "earliest",
         )
         try:
+            await _start(options, f"start reader of {self._topic!r}", self._consumer.start())
             with _mapped(f"start reader of {self._topic!r}"):
-                await self._consumer.start()
                 self._consumer.assign(tps)
                 if self._start_at == "end":
                     await self._consumer.seek_to_end(*tps)
@@ -569,9 +819,13 @@ class _KafkaGroupConsumer:
                         self._consumer, self._group_id, self._on_revoke, self._start_lookback
                     ),
                 )
-                # aiokafka waits for the first assignment with no deadline of its
-                # own; a coordinator that never answers must not hang the caller.
-                await asyncio.wait_for(self._consumer.start(), options.request_timeout * 2)
+            # aiokafka waits for the first assignment with no deadline of its
+            # own; a coordinator that never answers must not hang the caller.
+            await _start(
+                options,
+                f"join group {self._group_id!r}",
+                asyncio.wait_for(self._consumer.start(), options.request_timeout * 2),
+            )
         except TimeoutError:
             await self.stop()
             raise BrokerUnavailableError(
@@ -639,6 +893,58 @@ class _KafkaGroupConsumer:
         return {(tp.topic, tp.partition) for tp in consumer.assignment()}
 
 
+# The ACL requests of the admin API, at version 1 (prefixed patterns; Kafka 4
+# accepts 1-3). aiokafka's own builders carry one ACL per request: these carry
+# all of them at once.
+class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]
+    API_KEY = 30
+
+    def __init__(self, creations: list[tuple[Any, ...]]) -> None:
+        self._creations = creations
+
+    def build(self, request_struct_class: Any) -> Any:
+        return request_struct_class(self._creations)
+
+
+class _DescribeAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]
+    API_KEY = 29
+
+    def __init__(self, filter_: tuple[Any, ...]) -> None:
+        self._filter = filter_
+
+    def build(self, request_struct_class: Any) -> Any:
+        return request_struct_class(*self._filter)
+
+
+class _DeleteAcls(Request[DeleteAclsRequest_v1]):  # type: ignore[misc]
+    API_KEY = 31
+
+    def __init__(self, filters: list[tuple[Any, ...]]) -> None:
+        self._filters = filters
+
+    def build(self, request_struct_class: Any) -> Any:
+        return request_struct_class(self._filters)
+
+
+def _raise_for(code: int, message: str | None, what: str) -> None:
+    """Raise the querybus error for a broker's error code in an admin response."""
+    if code == 0:
+        return
+    error = for_code(code)
+    detail = f"{what}: {error.__name__}: {message or error.description}"
+    if issubclass(error, _AUTHORIZATION):
+        raise BrokerAuthorizationError(detail)
+    if code == _SECURITY_DISABLED:
+        raise TransportError(f"{detail} (the broker has no authorizer configured)")
+    raise TransportError(detail)
+
+
+#: SECURITY_DISABLED: the broker has no authorizer (aiokafka has no class for it).
+_SECURITY_DISABLED = 54
+#: UNKNOWN_TOPIC_OR_PARTITION
+_UNKNOWN_TOPIC = 3
+
+
 class KafkaTransport:
     """A :class:`~querybus.transport.base.Transport` on an Apache Kafka cluster.
 
@@ -653,6 +959,10 @@ class KafkaTransport:
         session_timeout: seconds without heartbeat before a group member is dropped.
         heartbeat_interval: seconds between heartbeats; a member learns of a
             rebalance at its next heartbeat, so this bounds rebalance latency.
+        security: TLS and SASL for every connection (plaintext when None).
+
+    Raises:
+        ConfigurationError: a TLS file of ``security`` cannot be loaded.
     """
 
     def __init__(
@@ -665,6 +975,7 @@ class KafkaTransport:
         request_timeout: float = 30.0,
         session_timeout: float = 10.0,
         heartbeat_interval: float = 1.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.options = _Options(
             bootstrap_servers=bootstrap_servers,
@@ -674,6 +985,7 @@ class KafkaTransport:
             request_timeout=request_timeout,
             session_timeout=session_timeout,
             heartbeat_interval=heartbeat_interval,
+            security=security or KafkaSecurity(),
         )
         self._admin: AIOKafkaAdminClient | None = None
         self._metadata: AIOKafkaClient | None = None
@@ -693,9 +1005,9 @@ class KafkaTransport:
                 admin = AIOKafkaAdminClient(**self.options.common())
                 metadata = AIOKafkaClient(**self.options.common())
                 try:
-                    with _mapped(f"connect to {self.options.bootstrap_servers}"):
-                        await admin.start()
-                        await metadata.bootstrap()
+                    what = f"connect to {self.options.bootstrap_servers}"
+                    await _start(self.options, what, admin.start())
+                    await _start(self.options, what, metadata.bootstrap())
                 except BaseException:
                     await admin.close()
                     await metadata.close()
@@ -730,14 +1042,30 @@ class KafkaTransport:
         ]
         with _mapped("create topics"):
             response = await admin.create_topics(new)
+        not_ours: list[str] = []
         for entry in response.topic_errors:
             name, code = entry[0], entry[1]
             if code == 0 or code == TopicAlreadyExistsError.errno:
                 continue
+            if code in (TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno):
+                # No CREATE permission: an operator creates the topics, and a
+                # principal that may only use them must still start.
+                not_ours.append(name)
+                continue
             message = entry[2] if len(entry) > 2 else ""
             error = for_code(code)
             raise TransportError(f"cannot create topic {name!r}: {error.__name__}: {message}")
-        await self._wait_visible(specs)
+        for name in not_ours:
+            # Needs DESCRIBE only. Kafka answers "not authorized" for a topic
+            # that does not exist too, so the message names both.
+            try:
+                await self.partition_count(name)
+            except TransportError as exc:
+                raise BrokerAuthorizationError(
+                    f"not allowed to create topic {name!r}, and it does not exist "
+                    f"or may not be described by this principal: {exc}"
+                ) from exc
+        await self._wait_visible([spec for spec in specs if spec.name not in not_ours])
 
     async def _wait_visible(self, specs: Sequence[TopicSpec]) -> None:
         # CreateTopics returns when the controller has the topic; brokers learn
@@ -774,10 +1102,141 @@ class KafkaTransport:
         with _mapped(f"fetch metadata of {topic!r}"):
             if not await client._metadata_update(cluster, [topic]):
                 raise KafkaError("no broker answered the metadata request")
+        if topic in cluster.unauthorized_topics:
+            raise BrokerAuthorizationError(
+                f"not allowed to describe topic {topic!r} (or it does not exist)"
+            )
         parts = cluster.partitions_for_topic(topic)
         if not parts:
             raise TransportError(f"unknown topic {topic!r}")
         return len(parts)
+
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete topics (an unknown one is not an error).
+
+        Raises:
+            BrokerAuthorizationError: this principal may not delete one of them.
+            TransportError: the broker refused for another reason.
+        """
+        if not names:
+            return
+        admin, _ = await self._clients()
+        with _mapped("delete topics"):
+            response = await admin.delete_topics(list(names))
+        for name, code, *_ in response.topic_error_codes:
+            if code in (0, _UNKNOWN_TOPIC):
+                continue
+            _raise_for(code, None, f"delete topic {name!r}")
+
+    # -- ACLs (the admin API) ----------------------------------------------
+
+    async def _admin_request(self, request: Request[Any], what: str) -> Any:
+        # Any broker takes ACL requests (KRaft forwards them to the controller).
+        admin, client = await self._clients()
+        with _mapped(what):
+            node = client.get_random_node()
+            if node is None:
+                raise KafkaConnectionError("no broker known")
+            return await admin._send_request_to_node(node, request)
+
+    async def create_acls(self, acls: Sequence[Acl]) -> None:
+        """Create ACL bindings (creating one that exists already is not an error).
+
+        Raises:
+            BrokerAuthorizationError: this principal may not change ACLs
+                (ALTER on the cluster; super users may).
+            BrokerUnavailableError: no broker could be reached.
+            TransportError: the broker refused an ACL (the first error is raised,
+                naming it), or has no authorizer.
+        """
+        if not acls:
+            return
+        creations = [
+            (
+                acl.resource_type.code,
+                acl.resource_name,
+                acl.pattern.code,
+                acl.principal,
+                acl.host,
+                acl.operation.code,
+                acl.permission.code,
+            )
+            for acl in acls
+        ]
+        response = await self._admin_request(_CreateAcls(creations), "create ACLs")
+        for acl, (code, message) in zip(acls, response.creation_responses, strict=True):
+            _raise_for(code, message, f"create ACL {acl}")
+
+    async def describe_acls(self, match: AclFilter | None = None) -> list[Acl]:
+        """The ACL bindings that match (all of them by default).
+
+        Raises:
+            BrokerAuthorizationError: this principal may not list ACLs (DESCRIBE
+                on the cluster).
+            TransportError: the broker has no authorizer, or another failure.
+        """
+        f = match or AclFilter()
+        request = _DescribeAcls(
+            (
+                f.resource_type.code,
+                f.resource_name,
+                f.pattern.code,
+                f.principal,
+                f.host,
+                f.operation.code,
+                f.permission.code,
+            )
+        )
+        response = await self._admin_request(request, "describe ACLs")
+        _raise_for(response.error_code, response.error_message, "describe ACLs")
+        found = []
+        for resource_type, resource_name, pattern, entries in response.resources:
+            for principal, host, operation, permission in entries:
+                found.append(
+                    _acl(
+                        resource_type,
+                        resource_name,
+                        pattern,
+                        principal,
+                        host,
+                        operation,
+                        permission,
+                    )
+                )
+        return sorted(found)
+
+    async def delete_acls(self, filters: Sequence[AclFilter | Acl]) -> list[Acl]:
+        """Delete the ACL bindings each filter matches (an :class:`Acl` matches
+        exactly itself); returns those deleted.
+
+        Raises:
+            BrokerAuthorizationError: this principal may not change ACLs.
+            TransportError: the broker refused a filter, or has no authorizer.
+        """
+        if not filters:
+            return []
+        exact = [AclFilter.exactly(f) if isinstance(f, Acl) else f for f in filters]
+        wire = [
+            (
+                f.resource_type.code,
+                f.resource_name,
+                f.pattern.code,
+                f.principal,
+                f.host,
+                f.operation.code,
+                f.permission.code,
+            )
+            for f in exact
+        ]
+        response = await self._admin_request(_DeleteAcls(wire), "delete ACLs")
+        deleted = []
+        for f, (code, message, matching) in zip(exact, response.filter_responses, strict=True):
+            _raise_for(code, message, f"delete ACLs matching {f}")
+            for entry in matching:
+                (acl_code, acl_message, rtype, rname, pattern, principal, host, op, perm) = entry
+                _raise_for(acl_code, acl_message, f"delete ACL on {rname!r} for {principal}")
+                deleted.append(_acl(rtype, rname, pattern, principal, host, op, perm))
+        return sorted(deleted)
 
     def producer(self) -> _KafkaProducer:
         return _KafkaProducer(self.options)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from querybus.config import KafkaSecurity
 from querybus.errors import (
     RegistryError,
     RegistryUnavailableError,
@@ -69,6 +70,8 @@ class KafkaBackend(BackendLifecycle):
         owns_transport: close ``transport`` in :meth:`stop`.
         timeout: seconds a write or a sync may take before the bus counts as
             unreachable.
+        security: TLS and SASL for the transport the backend opens itself
+            (when ``transport`` is an address).
     """
 
     kind = "kafka"
@@ -80,11 +83,12 @@ class KafkaBackend(BackendLifecycle):
         topic: str = DEFAULT_TOPIC,
         owns_transport: bool = False,
         timeout: float = 5.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.topic = topic
         if isinstance(transport, str):
             # connect() contacts nothing until first use, so this stays cheap.
-            transport, owns_transport = connect(transport), True
+            transport, owns_transport = connect(transport, security=security), True
         self._transport: Transport | None = transport
         self._owns_transport = owns_transport
         self._timeout = timeout
