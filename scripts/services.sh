@@ -202,7 +202,7 @@ kafka_up() {
         local cluster_id
         cluster_id=$("$PYTHON" "$PROBE" cluster-id)
         log "formatting Kafka storage (cluster id $cluster_id)"
-        "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
+        "${jvm[@]}" kafka.tools.StorageTool format --cluster-id="$cluster_id" \
             -c "$KAFKA_DIR/server.properties" </dev/null >"$KAFKA_DIR/format.log" 2>&1 \
             || { cat "$KAFKA_DIR/format.log" >&2; die "kafka storage format failed"; }
     fi
@@ -376,7 +376,7 @@ ksec_up() {
         done
         log "formatting secured Kafka storage (cluster id $cluster_id, SCRAM users ${KSEC_USERS[*]})"
         mkdir -p "$KSEC_DIR/data"
-        "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
+        "${jvm[@]}" kafka.tools.StorageTool format --cluster-id="$cluster_id" \
             -c "$KSEC_DIR/server.properties" "${scram[@]}" </dev/null >"$KSEC_DIR/format.log" 2>&1 \
             || { cat "$KSEC_DIR/format.log" >&2; die "secured kafka storage format failed"; }
         printf '%s\n' "$digest" >"$KSEC_DIR/scram.digest"
