@@ -43,8 +43,8 @@ services-status:
 test: venv services
 	@rc=0; \
 	( . .stack/env && $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/unit tests/contract tests/integration tests/fuzz ) || rc=1; \
-	$(VENV)/bin/ruff check src tests tools || rc=1; \
-	$(VENV)/bin/ruff format --check src tests tools || rc=1; \
+	$(VENV)/bin/ruff check src tests tools examples || rc=1; \
+	$(VENV)/bin/ruff format --check src tests tools examples || rc=1; \
 	$(VENV)/bin/mypy || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED" >&2; fi; \
 	exit $$rc
@@ -54,8 +54,8 @@ test-unit: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 
 lint: venv
-	$(VENV)/bin/ruff check src tests tools
-	$(VENV)/bin/ruff format --check src tests tools
+	$(VENV)/bin/ruff check src tests tools examples
+	$(VENV)/bin/ruff format --check src tests tools examples
 
 format: venv
 	$(VENV)/bin/ruff format src tests tools

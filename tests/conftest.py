@@ -37,26 +37,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _USED_STACKS: list[Stack] = []
+#: The session's one name source (it remembers what it handed out).
+_UNIQUE = UniqueNames()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Delete the topics this session's tests made (all named ``t-…``).
+    """Delete the topics this session's tests made (named after the ``t-…``
+    names :class:`UniqueNames` handed out in this session).
 
     Every test works on topics of its own; without this a long-lived local
     broker accumulates thousands of partitions over many runs, until it runs
-    out of file descriptors.
+    out of file descriptors. Only this session's: another session running
+    against the same broker at the same time keeps its topics.
     """
     for used in _USED_STACKS:
-        asyncio.run(_delete_test_topics(used.kafka_bootstrap))
+        asyncio.run(_delete_test_topics(used.kafka_bootstrap, UniqueNames.made))
 
 
-async def _delete_test_topics(bootstrap: str) -> None:
+def _made_here(topic: str, made: set[str]) -> bool:
+    # Topics are a recorded name, or start with one ("t-e2e-1a2b3c4d.database…",
+    # "t-1a2b3c4d-querybus.registry").
+    return topic.startswith("t-") and any(topic.startswith(name) for name in made)
+
+
+async def _delete_test_topics(bootstrap: str, made: set[str]) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     try:
         await admin.start()
-        names = [t for t in await admin.list_topics() if t.startswith("t-")]
+        names = [t for t in await admin.list_topics() if _made_here(t, made)]
         for i in range(0, len(names), 100):
             await admin.delete_topics(names[i : i + 100])
     except Exception as exc:  # cleanup must never turn a green run red
@@ -78,4 +88,4 @@ def stack() -> Stack:
 
 @pytest.fixture(scope="session")
 def unique() -> UniqueNames:
-    return UniqueNames()
+    return _UNIQUE

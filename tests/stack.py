@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from querybus.config import PostgresSettings
 
@@ -192,8 +193,18 @@ class UniqueNames:
     identifier, for tables and other database objects.
     """
 
+    #: Every topic name (or prefix) handed out in this process, so the session
+    #: deletes only its own topics (another session may share the broker).
+    made: ClassVar[set[str]] = set()
+
+    @classmethod
+    def remember(cls, name: str) -> str:
+        """Record a topic name (or prefix) a test made without ``unique()``."""
+        cls.made.add(name)
+        return name
+
     def __call__(self, kind: str = "x") -> str:
-        return f"t-{kind}-{uuid.uuid4().hex[:8]}"
+        return self.remember(f"t-{kind}-{uuid.uuid4().hex[:8]}")
 
     def ident(self, kind: str = "x") -> str:
         return f"t_{kind}_{uuid.uuid4().hex[:8]}".lower()

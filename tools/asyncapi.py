@@ -322,6 +322,11 @@ _HEADER_DOCS: dict[str, str] = {
         "the caller's signed token (a JWT, ASCII, at most 16 KB), when the adapter checks "
         "identities; never copied to a reply, a dead letter, a log or the audit topic"
     ),
+    Headers.TRANSACTION: (
+        "on an adapter's unsolicited notice (a QueryFailure with code transaction_lost and "
+        "correlation id lost-<id>): the id of the interactive transaction it rolled back "
+        "(adapter stopping, idle timeout, maximum lifetime); the client matches it by this"
+    ),
 }
 
 
@@ -402,7 +407,7 @@ def asyncapi_document() -> dict[str, Any]:
     request_headers = _headers(
         [H.CORRELATION_ID, H.REPLY_TOPIC, H.REPLY_PARTITION, H.CLIENT_ID], [H.AUTHORIZATION]
     )
-    reply_headers = _headers([H.CORRELATION_ID], [H.CLIENT_ID])
+    reply_headers = _headers([H.CORRELATION_ID], [H.CLIENT_ID, H.TRANSACTION])
     messages = {
         "QueryRequest": _message(
             "QueryRequest",

@@ -15,8 +15,8 @@ and needs ``pip install 'querybus[adapter]'``.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from querybus.client import ClientState, QueryClient, Result, Row
-from querybus.client.sync import SyncQueryClient
+from querybus.client import ClientState, QueryClient, Result, Row, Transaction
+from querybus.client.sync import SyncQueryClient, SyncTransaction
 from querybus.config import (
     AdapterSettings,
     BusSettings,
@@ -57,6 +57,8 @@ from querybus.errors import (
     SQLSyntaxError,
     TargetBusyError,
     TokenExpiredError,
+    TransactionBusyError,
+    TransactionLostError,
     TransactionRollbackError,
     TransportError,
     UndefinedObjectError,
@@ -111,9 +113,13 @@ __all__ = [
     "SerializationFailureError",
     "ServiceNotFoundError",
     "SyncQueryClient",
+    "SyncTransaction",
     "TargetBusyError",
     "TokenExpiredError",
     "TopicNames",
+    "Transaction",
+    "TransactionBusyError",
+    "TransactionLostError",
     "TransactionRollbackError",
     "Transport",
     "TransportError",

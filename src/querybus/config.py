@@ -73,6 +73,7 @@ class TopicNames:
     dead_letter_name: str = "database.query.dlq"
     routing_decisions_name: str = "database.routing.decisions"
     audit_name: str = "database.query.audit"
+    inbox_name: str = "database.query.inbox"
 
     @property
     def request(self) -> str:
@@ -97,6 +98,20 @@ class TopicNames:
     @property
     def audit(self) -> str:
         return self.prefix + self.audit_name
+
+    @property
+    def inbox_prefix(self) -> str:
+        """What every adapter's inbox topic starts with (for ACLs)."""
+        return f"{self.prefix}{self.inbox_name}."
+
+    def inbox(self, instance_id: str) -> str:
+        """The inbox topic of adapter ``instance_id``: the requests of the
+        interactive transactions it holds (``docs/transactions.md``).
+        Characters Kafka does not allow in a topic name become ``-``."""
+        safe = "".join(
+            c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in instance_id
+        )
+        return (self.inbox_prefix + safe)[:249]
 
 
 #: Kafka's security protocols (``security.protocol``).
@@ -340,6 +355,13 @@ class AdapterSettings:
         audit_parameters: put parameter values in the audit records
             (``QUERYBUS_AUDIT_PARAMETERS``; off: they may hold secrets or
             personal data, and the audit topic keeps them).
+        tx_idle_timeout: seconds an interactive transaction may stay without
+            a request before it is rolled back (``QUERYBUS_TX_IDLE_TIMEOUT``).
+        tx_max_lifetime: seconds after BEGIN after which it is rolled back,
+            idle or not (``QUERYBUS_TX_MAX_LIFETIME``).
+        tx_max_open: most interactive transactions open at once on this
+            adapter, each holding a pooled connection
+            (``QUERYBUS_TX_MAX_OPEN``; None: half the pool, at least 1).
     """
 
     group_id: str = "querybus-adapters"
@@ -355,6 +377,15 @@ class AdapterSettings:
     max_request_bytes: int = 1_000_000
     max_deadline: float = 300.0
     audit_parameters: bool = False
+    tx_idle_timeout: float = 30.0
+    tx_max_lifetime: float = 300.0
+    tx_max_open: int | None = None
+
+    @property
+    def max_open_transactions(self) -> int:
+        """``tx_max_open``, or half the pool (at least 1): the rest of the pool
+        stays free for plain requests."""
+        return self.tx_max_open if self.tx_max_open is not None else max(1, self.pool_size // 2)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AdapterSettings:
@@ -373,4 +404,11 @@ class AdapterSettings:
             max_request_bytes=_env_count(env, "QUERYBUS_MAX_REQUEST_BYTES", d.max_request_bytes),
             max_deadline=_env_positive(env, "QUERYBUS_MAX_DEADLINE", d.max_deadline),
             audit_parameters=_env_bool(env, "QUERYBUS_AUDIT_PARAMETERS"),
+            tx_idle_timeout=_env_positive(env, "QUERYBUS_TX_IDLE_TIMEOUT", d.tx_idle_timeout),
+            tx_max_lifetime=_env_positive(env, "QUERYBUS_TX_MAX_LIFETIME", d.tx_max_lifetime),
+            tx_max_open=(
+                _env_count(env, "QUERYBUS_TX_MAX_OPEN", 1)
+                if env.get("QUERYBUS_TX_MAX_OPEN")
+                else None
+            ),
         )

@@ -56,6 +56,8 @@ __all__ = [
     "ServiceNotFoundError",
     "TargetBusyError",
     "TokenExpiredError",
+    "TransactionBusyError",
+    "TransactionLostError",
     "TransactionRollbackError",
     "TransportError",
     "UndefinedObjectError",
@@ -122,6 +124,24 @@ class BrokerAuthorizationError(TransportError):
 
     retriable = False
     code = "broker_authorization"
+
+
+class TransactionLostError(QueryBusError):
+    """An interactive transaction is gone: the adapter holding it stopped or
+    died, or the transaction passed its idle timeout or maximum lifetime. It
+    was rolled back (nothing of it committed); run the whole transaction again
+    (``QueryClient.run_in_transaction`` does)."""
+
+    retriable = True
+    code = "transaction_lost"
+
+
+class TransactionBusyError(QueryBusError):
+    """The adapter already holds as many open transactions as it allows; try
+    again shortly (or on another adapter)."""
+
+    retriable = True
+    code = "transaction_busy"
 
 
 class RequestTimeoutError(TransportError, TimeoutError):

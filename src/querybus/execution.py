@@ -16,15 +16,15 @@ service holds exactly one and does not know which.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from querybus.errors import DeadlineExceededError
-from querybus.protocol.messages import Column, QueryRequest, RouteInfo
+from querybus.protocol.messages import Column, QueryRequest, RouteInfo, TxOptions
 from querybus.sql import Statement, analyze
 
-__all__ = ["Deadline", "Executor", "Identity", "Job", "Outcome"]
+__all__ = ["Deadline", "Executor", "Identity", "Job", "Outcome", "Transactions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ class Job:
         max_rows: the most rows the caller's role may receive; a statement
             returning more is rolled back and refused
             (:class:`~querybus.errors.PermissionDeniedError`).
-        transaction: the transaction it belongs to (not yet used).
+        transaction: the interactive transaction it runs in (its id), if any.
     """
 
     request: QueryRequest
@@ -192,6 +192,85 @@ class Outcome:
     route_seconds: float = 0.0
 
 
+class Transactions(Protocol):
+    """Interactive transactions and batches on an executor's primary
+    (:class:`querybus.database.transactions.TransactionManager`; the design is
+    in ``docs/transactions.md``).
+
+    Every method that names a transaction raises
+    :class:`~querybus.errors.TransactionLostError` when this executor does not
+    hold it (any more), and :class:`~querybus.errors.PermissionDeniedError`
+    when ``identity`` is not the one that began it.
+    """
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds without a request after which a transaction is rolled back."""
+        ...
+
+    @property
+    def max_lifetime(self) -> float:
+        """Seconds after BEGIN after which a transaction is rolled back."""
+        ...
+
+    #: Called with (id, context, reason) when a transaction is rolled back
+    #: behind its caller's back (idle, too old); must not block.
+    on_lost: Callable[[str, Any, str], None] | None
+
+    def configure(self, *, idle_timeout: float, max_lifetime: float, max_open: int) -> None:
+        """Set the limits (before the executor starts)."""
+        ...
+
+    async def begin(
+        self,
+        options: TxOptions | None,
+        identity: Identity | None,
+        deadline: Deadline,
+        context: Any = None,
+    ) -> str:
+        """Open a transaction (``context``: the caller's reply address, kept
+        for the notice when it is lost); return its id.
+
+        Raises:
+            TransactionBusyError: as many are open as allowed.
+            RequestRejectedError: the options are not valid.
+        """
+        ...
+
+    async def run(self, tx: str, job: Job) -> Outcome:
+        """Run one statement in the transaction (one at a time, in order)."""
+        ...
+
+    async def commit(self, tx: str, identity: Identity | None, deadline: Deadline) -> str | None:
+        """Record the outcome and commit; return the commit LSN when known."""
+        ...
+
+    async def rollback(self, tx: str, identity: Identity | None, deadline: Deadline) -> None: ...
+
+    async def savepoint(
+        self, tx: str, op: str, name: str, identity: Identity | None, deadline: Deadline
+    ) -> None:
+        """``op``: ``savepoint``, ``release`` or ``rollback_to``."""
+        ...
+
+    def ping(self, tx: str, identity: Identity | None) -> None:
+        """Return at once (without waiting for a running statement) when the
+        transaction is open here; raise otherwise."""
+        ...
+
+    async def status(self, tx: str, deadline: Deadline) -> str:
+        """``committed``, ``rolled_back``, or ``open`` (still open somewhere)."""
+        ...
+
+    async def batch(self, jobs: Sequence[Job], deadline: Deadline) -> list[Outcome]:
+        """Run ``jobs`` in order in one transaction, all or nothing."""
+        ...
+
+    async def close_all(self, reason: str) -> list[tuple[str, Any]]:
+        """Roll back every open transaction; return their ids and contexts."""
+        ...
+
+
 class Executor(Protocol):
     """Runs jobs whose request already passed validation.
 
@@ -205,6 +284,12 @@ class Executor(Protocol):
     """
 
     name: str
+
+    @property
+    def transactions(self) -> Transactions | None:
+        """Interactive transactions and batches, or None when this executor
+        has none (the embedded mode's SQLite)."""
+        ...
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...

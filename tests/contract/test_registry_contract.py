@@ -23,6 +23,7 @@ from typing import Self, TypeVar
 import pytest
 from tests.fakes.consul import FakeConsul
 from tests.helpers import eventually
+from tests.stack import UniqueNames
 
 from querybus.errors import RegistryUnavailableError, ServiceNotFoundError
 from querybus.registry import (
@@ -134,7 +135,7 @@ async def open_(request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
         if kind == "kafka-memory-bus":
             return open_backend(f"kafka://memory://contract-{tag}", topic=f"registry-{tag}")
         if kind == "kafka":
-            return open_backend(f"kafka://{kafka}", topic=f"t-registry-{tag}")
+            return open_backend(f"kafka://{kafka}", topic=UniqueNames.remember(f"t-registry-{tag}"))
         if kind == "etcd":
             return EtcdBackend(etcd, prefix=f"querybus-test/{tag}/")
         if kind == "consul-fake":

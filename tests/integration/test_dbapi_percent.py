@@ -8,6 +8,7 @@ Anything else means the data silently differs after a migration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -24,7 +25,8 @@ async def test_percent_signs_are_stored_as_psycopg2_stores_them(
     table = await make_table("id int PRIMARY KEY, note text")
 
     def work() -> list[tuple[int, str]]:
-        with dbapi.connect(bus.settings, timeout=30) as conn:
+        # closing(): `with conn:` commits but keeps the connection open, as in psycopg2.
+        with contextlib.closing(dbapi.connect(bus.settings, timeout=30)) as conn, conn:
             cur = conn.cursor()
             # With a sequence, with a mapping, with an empty sequence: %% is %.
             cur.execute(f"INSERT INTO {table} VALUES (%s, '100%%')", (1,))
@@ -69,7 +71,8 @@ async def test_a_percent_psycopg2_refuses_is_refused_before_sending(
     table = await make_table("id int PRIMARY KEY, note text")
 
     def work() -> None:
-        with dbapi.connect(bus.settings, timeout=30) as conn:
+        # closing(): `with conn:` commits but keeps the connection open, as in psycopg2.
+        with contextlib.closing(dbapi.connect(bus.settings, timeout=30)) as conn, conn:
             cur = conn.cursor()
             # A lone % with parameters (psycopg2: ValueError / IndexError).
             with pytest.raises(dbapi.ProgrammingError, match="unsupported format character"):

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import pytest
 from tests.helpers import eventually
+from tests.stack import UniqueNames
 
 from querybus.registry import HealthStatus, RegistryBackend, RegistryClient, open_backend
 
@@ -96,7 +97,7 @@ async def setup(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[str, str, RegistryBackend, Path]]:
     url = _url(request.param, request)
-    prefix = f"t-{os.urandom(4).hex()}-"
+    prefix = UniqueNames.remember(f"t-{os.urandom(4).hex()}-")
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     backend = open_backend(url, topic_prefix=prefix)

@@ -54,7 +54,7 @@ async def test_dbapi_psycopg2_style(bus: Bus, make_table: Callable[[str], Awaita
 
     def work() -> None:
         conn = dbapi.connect(bus.settings, timeout=30)
-        with conn:
+        with conn:  # commits at the end, and leaves the connection open (psycopg2 >= 2.9)
             cur = conn.cursor()
             cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "ada"))
             assert cur.rowcount == 1
@@ -62,10 +62,12 @@ async def test_dbapi_psycopg2_style(bus: Bus, make_table: Callable[[str], Awaita
                 f"INSERT INTO {table} VALUES (%(id)s, %(name)s)",
                 [{"id": 2, "name": "bob"}, {"id": 3, "name": "it's 100%"}],
             )
-            conn.commit()  # a no-op: every statement already committed
+            conn.commit()
             cur.execute(f"SELECT id, name FROM {table} WHERE name <> %s ORDER BY id", ("nobody",))
             assert cur.description is not None
             assert [d[0] for d in cur.description] == ["id", "name"]
+            assert cur.description[0][1] == dbapi.NUMBER
+            assert cur.description[1][1] == dbapi.STRING
             assert cur.fetchone() == (1, "ada")
             assert cur.fetchmany(1) == [(2, "bob")]
             assert cur.fetchall() == [(3, "it's 100%")]
@@ -75,13 +77,16 @@ async def test_dbapi_psycopg2_style(bus: Bus, make_table: Callable[[str], Awaita
             with pytest.raises(dbapi.IntegrityError) as unique:
                 cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "dup"))
             assert unique.value.pgcode == "23505"
+            conn.rollback()  # the failed INSERT aborted the transaction
             with pytest.raises(dbapi.ProgrammingError) as missing:
                 cur.execute("SELECT * FROM qb_no_such_table")
             assert missing.value.pgcode == "42P01"
+            conn.rollback()
             with pytest.raises(dbapi.ProgrammingError):
                 cur.execute("SELECT 1; SELECT 2")  # refused by the adapter: one statement
-            with pytest.raises(dbapi.NotSupportedError):
-                conn.rollback()
+            conn.rollback()
+        assert not conn.closed
+        conn.close()
         assert conn.closed
         with pytest.raises(dbapi.InterfaceError):
             conn.cursor()

@@ -244,8 +244,12 @@ def test_client_acls_name_only_its_own_reply_topic() -> None:
         ("p.database.query.request", AclOperation.DESCRIBE),
         ("p.database.query.response.alice", AclOperation.READ),
         ("p.database.query.response.alice", AclOperation.DESCRIBE),
+        # Interactive transactions: requests to the holding adapter's inbox.
+        ("p.database.query.inbox.", AclOperation.WRITE),
+        ("p.database.query.inbox.", AclOperation.DESCRIBE),
     }
-    assert {a.pattern for a in acls} == {PatternType.LITERAL}
+    assert {a.pattern for a in acls if "inbox" not in a.resource_name} == {PatternType.LITERAL}
+    assert {a.pattern for a in acls if "inbox" in a.resource_name} == {PatternType.PREFIXED}
     assert {a.resource_type for a in acls} == {ResourceType.TOPIC}
     with_registry = client_acls("User:alice", topics, registry="p.querybus.registry")
     assert ("p.querybus.registry", AclOperation.READ) in {
@@ -288,9 +292,16 @@ def test_adapter_acls_cover_every_topic_it_writes() -> None:
         (topics.dead_letter, PatternType.LITERAL),
         (topics.audit, PatternType.LITERAL),
         (topics.routing_decisions, PatternType.LITERAL),
+        (topics.inbox_prefix, PatternType.PREFIXED),
     }
     reads = {(a.resource_type, a.resource_name) for a in acls if a.operation == AclOperation.READ}
-    assert reads == {(ResourceType.TOPIC, topics.request), (ResourceType.GROUP, "grp")}
+    assert reads == {
+        (ResourceType.TOPIC, topics.request),
+        (ResourceType.GROUP, "grp"),
+        (ResourceType.TOPIC, topics.inbox_prefix),  # its own inbox, without a group
+    }
+    inbox = {a.operation for a in acls if a.resource_name == topics.inbox_prefix}
+    assert {AclOperation.CREATE, AclOperation.DELETE} <= inbox
 
 
 def test_kafka_acls_command_line() -> None:

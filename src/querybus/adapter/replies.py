@@ -188,6 +188,34 @@ class Replies:
             client=client,
         )
 
+    async def lost_notice(
+        self,
+        address: ReplyAddress,
+        tx: str,
+        exc: QueryBusError,
+        *,
+        client: str | None = None,
+    ) -> None:
+        """Tell the caller of transaction ``tx`` that it was rolled back behind
+        its back (the adapter stopping, an idle timeout): an unsolicited
+        failure reply, correlation id ``lost-<tx>``, with the transaction's id
+        in the ``querybus-transaction`` header, which the client matches."""
+        cid = f"lost-{tx}"
+        data = encode(
+            QueryFailure(
+                id=cid, error=error_info(exc), timings=Timings(), served_by=self._instance_id
+            )
+        )
+        await self.send(
+            address,
+            cid,
+            data,
+            Deadline.after(5.0),
+            copy_to_errors=False,
+            client=client,
+            extra_headers=[(Headers.TRANSACTION, tx.encode())],
+        )
+
     async def send(
         self,
         address: ReplyAddress,
@@ -197,6 +225,7 @@ class Replies:
         *,
         copy_to_errors: bool,
         client: str | None = None,
+        extra_headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         """Produce the reply; if it cannot be produced, dead-letter it.
 
@@ -214,6 +243,7 @@ class Replies:
                 neither produced nor dead-lettered (left uncommitted).
         """
         headers = reply_headers(correlation_id, client)
+        headers.extend(extra_headers)
         attempts = 0
         while True:
             try:

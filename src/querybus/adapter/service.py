@@ -32,11 +32,13 @@ from typing import Any
 import msgspec
 
 from querybus.adapter.audit import AuditRecord, encode_audit
+from querybus.adapter.inbox import Inbox
 from querybus.adapter.offsets import OffsetTracker
 from querybus.adapter.policy import Policy
 from querybus.adapter.ratelimit import RateLimiter
 from querybus.adapter.replies import Replies
 from querybus.adapter.roles import RolePolicies, RolePolicy
+from querybus.adapter.transactions import TransactionDesk, TxReply, is_transactional
 from querybus.config import AdapterSettings, BusSettings
 from querybus.database.idempotency import ReplayCache, request_digest
 from querybus.errors import (
@@ -44,6 +46,7 @@ from querybus.errors import (
     ProtocolError,
     QueryBusError,
     ResultTooLargeError,
+    TransactionLostError,
     TransportError,
 )
 from querybus.execution import Deadline, Executor, Identity, Job, Outcome
@@ -54,6 +57,7 @@ from querybus.protocol import (
     Headers,
     QueryRequest,
     QueryResult,
+    ReplyAddress,
     RouteInfo,
     Timings,
     decode_request,
@@ -124,6 +128,22 @@ class AdapterService:
         self._commit_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self.started = asyncio.Event()
+        # Interactive transactions: their requests come to this adapter's own
+        # inbox (docs/transactions.md); BEGIN, STATUS and batches come to the group.
+        transactions = executor.transactions
+        if transactions is not None:
+            transactions.on_lost = self._lost_notice
+        self._inbox: Inbox | None = (
+            None
+            if transactions is None
+            else Inbox(transport, self.bus.topics.inbox(self.instance_id), self._handle_inbox)
+        )
+        self._desk = TransactionDesk(
+            transactions,
+            max_batch=self.policy.max_batch,
+            inbox="" if self._inbox is None else self._inbox.topic,
+            instance_id=self.instance_id,
+        )
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -155,6 +175,13 @@ class AdapterService:
                     TopicSpec(t.audit, partitions=1),
                 ]
             )
+            transactions = self.executor.transactions
+            if transactions is not None:
+                transactions.configure(
+                    idle_timeout=self.settings.tx_idle_timeout,
+                    max_lifetime=self.settings.tx_max_lifetime,
+                    max_open=self.settings.max_open_transactions,
+                )
             await self.executor.start()
             self._producer = self.transport.producer()
             await self._producer.start()
@@ -177,6 +204,8 @@ class AdapterService:
                 start_lookback=self.settings.max_deadline,
             )
             await self._consumer.start()
+            if self._inbox is not None:
+                await self._inbox.start()
             if http:
                 self._http = HttpServer(
                     {
@@ -215,7 +244,11 @@ class AdapterService:
         if self._loop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        if self._inbox is not None:
+            await self._inbox.stop_reading()
         tasks = [task for group in self._tasks.values() for task in group]
+        if self._inbox is not None:
+            tasks += self._inbox.in_flight()
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace)
             for task in late:
@@ -229,6 +262,7 @@ class AdapterService:
                     "(uncommitted: another adapter will run them)",
                     len(late),
                 )
+        await self._end_transactions()
         if self._commit_task is not None:
             self._commit_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -236,6 +270,43 @@ class AdapterService:
         await self._commit()
         await self._close_resources()
         log.info("adapter %s stopped", self.instance_id)
+
+    async def _end_transactions(self) -> None:
+        """Roll back every open transaction and tell each caller (a notice to
+        its reply address), then delete the inbox: nothing is held any more."""
+        transactions = self.executor.transactions
+        if transactions is None or self._inbox is None:
+            return
+        try:
+            closed = await transactions.close_all("the adapter holding it stopped")
+        except Exception:  # stopping must go on: the pool's close ends them anyway
+            log.exception("rolling back the open transactions failed")
+            closed = []
+        for tx, context in closed:
+            await self._send_lost_notice(tx, context, "the adapter holding it stopped")
+        if closed:
+            log.info("rolled back %d open transactions and told their callers", len(closed))
+        await self._inbox.delete()
+
+    def _lost_notice(self, tx: str, context: Any, reason: str) -> None:
+        """The transactions' ``on_lost``: tell the caller, not awaited."""
+        self._spawn(self._send_lost_notice(tx, context, reason))
+
+    async def _send_lost_notice(self, tx: str, context: Any, reason: str) -> None:
+        if self._replies_ is None or not isinstance(context, tuple):
+            return
+        address, client = context
+        if not isinstance(address, ReplyAddress):
+            return
+        try:
+            await self._replies.lost_notice(
+                address,
+                tx,
+                TransactionLostError(f"transaction {tx} was rolled back: {reason}"),
+                client=client,
+            )
+        except TransportError as exc:
+            log.warning("the notice that transaction %s was lost was not sent: %s", tx, exc)
 
     async def _close_resources(self) -> None:
         for task in list(self._background):
@@ -357,6 +428,21 @@ class AdapterService:
                 self._tracker.done((record.topic, record.partition), record.offset)
             self._slots.release()
 
+    async def _handle_inbox(self, record: Record) -> None:
+        """Handle one record of the inbox: the same path as a request's, but
+        nothing to commit (no group) and no slot (transactions are bounded by
+        their own limit)."""
+        try:
+            await self._process(record, time.time(), time.perf_counter())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "unexpected failure handling inbox record %s@%d", record.topic, record.offset
+            )
+            with contextlib.suppress(TransportError):
+                await self._replies.dead_letter(record, "internal error while handling the record")
+
     async def _process(self, record: Record, received: float, started: float) -> None:
         if record.value is None:
             await self._replies.dead_letter(record, "empty record (tombstone)")
@@ -402,6 +488,9 @@ class AdapterService:
             identity, limits = self._admit(record, request, audit)
         except QueryBusError as exc:
             await self._fail(request, exc, timings, deadline, audit)
+            return
+        if is_transactional(request):
+            await self._transactional(request, deadline, identity, limits, timings, audit)
             return
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -460,6 +549,21 @@ class AdapterService:
             await self._fail(request, exc, timings, deadline, audit)
             return
 
+        await self._respond(request, outcome, timings, deadline, audit, idem)
+
+    async def _respond(
+        self,
+        request: QueryRequest,
+        outcome: Outcome,
+        timings: Timings,
+        deadline: Deadline,
+        audit: _Audit,
+        idem: str | None = None,
+        extra: TxReply | None = None,
+    ) -> None:
+        """Reply with ``outcome`` (and, for a transactional request, what
+        ``extra`` carries), or with ResultTooLargeError when it does not fit."""
+        started = audit.started
         timings.execute = outcome.execute_seconds
         timings.route = outcome.route_seconds
         route = outcome.route or RouteInfo(target=self.executor.name, reason="single_target")
@@ -474,6 +578,8 @@ class AdapterService:
             route=route,
             served_by=self.instance_id,
         )
+        if extra is not None:
+            reply.tx, reply.batch, reply.state = extra.tx, extra.batch, extra.state
         timings.total = time.perf_counter() - started
         data = encode(reply)
         if len(data) > self.bus.max_message_bytes:
@@ -509,6 +615,30 @@ class AdapterService:
             client=request.client,
         )
         self._audit(audit.succeeded(outcome, route.target))
+
+    async def _transactional(
+        self,
+        request: QueryRequest,
+        deadline: Deadline,
+        identity: Identity | None,
+        limits: RolePolicy,
+        timings: Timings,
+        audit: _Audit,
+    ) -> None:
+        """A BEGIN, COMMIT, … or a statement of an open transaction, or a
+        batch (:mod:`querybus.adapter.transactions`)."""
+        try:
+            result = await self._desk.handle(
+                request,
+                deadline,
+                identity,
+                limits,
+                lambda r, d, i, lim: self._job(r, d, i, lim, audit),
+            )
+        except QueryBusError as exc:
+            await self._fail(request, exc, timings, deadline, audit)
+            return
+        await self._respond(request, result.outcome, timings, deadline, audit, extra=result)
 
     async def _fail(
         self,
@@ -572,6 +702,17 @@ class AdapterService:
             ProtocolError: its parameters do not decode.
             QueryBusError: whatever the executor raises.
         """
+        return await self.executor.run(self._job(request, deadline, identity, limits, audit))
+
+    def _job(
+        self,
+        request: QueryRequest,
+        deadline: Deadline,
+        identity: Identity | None = None,
+        limits: RolePolicy | None = None,
+        audit: _Audit | None = None,
+    ) -> Job:
+        """Check and decode the request into one :class:`Job` (see :meth:`_execute`)."""
         deadline.left()
         statement = self.policy.check(request)
         if audit is not None:
@@ -588,15 +729,13 @@ class AdapterService:
             )
         except (ProtocolError, TypeError) as exc:
             raise ProtocolError(f"invalid parameters: {exc}") from exc
-        return await self.executor.run(
-            Job(
-                request,
-                params,
-                statement,
-                deadline,
-                identity=identity,
-                max_rows=None if limits is None else limits.max_rows,
-            )
+        return Job(
+            request,
+            params,
+            statement,
+            deadline,
+            identity=identity,
+            max_rows=None if limits is None else limits.max_rows,
         )
 
     def _spawn(self, coro: Any) -> None:

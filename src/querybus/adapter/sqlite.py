@@ -57,6 +57,9 @@ class SqliteExecutor:
     """Runs requests on one SQLite file (or ``":memory:"``), one at a time."""
 
     name = "sqlite"
+    #: Interactive transactions and batches need PostgreSQL: the adapter
+    #: answers them with FeatureNotSupportedError in the embedded mode.
+    transactions = None
 
     def __init__(self, path: str = ":memory:") -> None:
         self._path = path

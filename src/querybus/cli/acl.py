@@ -132,6 +132,17 @@ def adapter_acls(
         *_topic(principal, topics.dead_letter, _WRITE, _DESCRIBE),
         *_topic(principal, topics.audit, _WRITE, _DESCRIBE),
         *_topic(principal, topics.routing_decisions, _WRITE, _DESCRIBE),
+        # Its inbox (interactive transactions): created at start, read
+        # without a group, deleted on a clean stop (docs/transactions.md).
+        *_prefixed(
+            principal,
+            topics.inbox_prefix,
+            AclOperation.CREATE,
+            _READ,
+            _WRITE,
+            _DESCRIBE,
+            AclOperation.DELETE,
+        ),
     ]
     if registry is not None:
         # Registers itself (writes) and reads the table back (sync markers).
@@ -151,6 +162,9 @@ def client_acls(
     acls = [
         *_topic(principal, topics.request, _WRITE, _DESCRIBE),
         *_topic(principal, reply, _READ, _DESCRIBE),
+        # The requests of its interactive transactions go to the holding
+        # adapter's inbox (it reads nothing there).
+        *_prefixed(principal, topics.inbox_prefix, _WRITE, _DESCRIBE),
     ]
     if registry is not None:
         acls += _topic(principal, registry, _READ, _DESCRIBE)
@@ -169,6 +183,7 @@ def tenant_acls(
     acls = [
         *_topic(principal, topics.request, _WRITE, _DESCRIBE),
         *_prefixed(principal, f"{topics.response}.{tenant}.", _READ, _DESCRIBE),
+        *_prefixed(principal, topics.inbox_prefix, _WRITE, _DESCRIBE),
     ]
     if registry is not None:
         acls += _topic(principal, registry, _READ, _DESCRIBE)

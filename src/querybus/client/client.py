@@ -16,13 +16,19 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from querybus.client.credentials import TokenProvider, TokenSource
 from querybus.client.result import Result, Row, row_type
+from querybus.client.transaction import (
+    RETRY_IN_TRANSACTION,
+    Transaction,
+    retry_delay,
+)
 from querybus.config import BusSettings
 from querybus.errors import (
     InterfaceError,
@@ -35,6 +41,7 @@ from querybus.errors import (
 )
 from querybus.observability.client_metrics import ClientMetrics
 from querybus.protocol import (
+    BatchItem,
     Headers,
     OperationType,
     QueryFailure,
@@ -42,6 +49,8 @@ from querybus.protocol import (
     QueryResult,
     ReplyAddress,
     RoutePreference,
+    TxOp,
+    TxOptions,
     decode_reply,
     decode_rows,
     encode,
@@ -53,6 +62,12 @@ from querybus.transport import PartitionReader, Producer, Record, TopicSpec, Tra
 __all__ = ["ClientState", "QueryClient"]
 
 log = logging.getLogger("querybus.client")
+
+T = TypeVar("T")
+
+#: Waits for a reply alongside the reply itself and raises when it should
+#: not be waited for any longer (a transaction's adapter that died).
+Watch = Callable[[], Awaitable[None]]
 
 
 class ClientState(enum.Enum):
@@ -144,6 +159,16 @@ class QueryClient:
         self._last_lsn: str | None = None
         self._last_lsn_int = -1
         self.metrics = ClientMetrics()
+        # Open interactive transactions by id, for the adapters' notices.
+        self._transactions: weakref.WeakValueDictionary[str, Transaction] = (
+            weakref.WeakValueDictionary()
+        )
+
+    #: Seconds a transaction's request waits for its reply before the adapter
+    #: holding the transaction is pinged (then again every as many seconds).
+    tx_probe_interval: float = 2.0
+    #: Seconds a ping may take before the transaction counts as lost.
+    tx_ping_timeout: float = 3.0
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -299,6 +324,11 @@ class QueryClient:
             return
         cid_raw = record.header(Headers.CORRELATION_ID)
         fut = self._pending.get(cid_raw.decode()) if cid_raw else None
+        if fut is None:
+            tx_raw = record.header(Headers.TRANSACTION)
+            if tx_raw is not None:
+                self._on_lost_notice(tx_raw.decode(errors="replace"), record)
+                return
         if fut is None or fut.done():
             self.metrics.late_replies += 1
             log.debug("dropped a late or unknown reply (correlation id %r)", cid_raw)
@@ -314,7 +344,127 @@ class QueryClient:
         self.metrics.replies += 1
         fut.set_result(reply)
 
+    def _on_lost_notice(self, tx_id: str, record: Record) -> None:
+        """An adapter rolled back one of our transactions behind our back."""
+        tx = self._transactions.pop(tx_id, None)
+        if tx is None:
+            return
+        reason = "the adapter holding it rolled it back"
+        with contextlib.suppress(ProtocolError):
+            reply = decode_reply(record.value or b"")
+            if isinstance(reply, QueryFailure):
+                reason = reply.error.message
+        tx._lost(reason)
+
     # -- requests ----------------------------------------------------------
+
+    def _new_request(
+        self,
+        sql: str = "",
+        wire_params: list[Any] | None = None,
+        *,
+        timeout: float,
+        op: OperationType | None = None,
+        many: bool = False,
+        tx: str | None = None,
+        txop: TxOp | None = None,
+        txopts: TxOptions | None = None,
+        savepoint: str | None = None,
+        batch: list[BatchItem] | None = None,
+    ) -> QueryRequest:
+        """A request of a transaction or a batch (no routing options)."""
+        if self._state is not ClientState.OPEN or self._reply_to is None:
+            raise InterfaceError(f"the client is {self._state.value}, not open")
+        now = time.time()
+        return QueryRequest(
+            id=uuid.uuid4().hex,
+            client=self.client_id,
+            op=op,
+            sql=sql,
+            params=wire_params or [],
+            many=many,
+            reply_to=self._reply_to,
+            deadline=now + timeout,
+            sent_at=now,
+            tx=tx,
+            txop=txop,
+            txopts=txopts,
+            savepoint=savepoint,
+            batch=batch,
+        )
+
+    async def _roundtrip(
+        self,
+        request: QueryRequest,
+        *,
+        timeout: float,
+        topic: str | None = None,
+        partition: int | None = None,
+        watch: Watch | None = None,
+    ) -> tuple[QueryResult, float]:
+        """Send ``request`` (to ``topic``/``partition``, else the request
+        topic) and return its successful reply and the time it took.
+
+        Raises:
+            what the reply's error is; RequestTimeoutError; what ``watch`` raises.
+        """
+        data = encode(request)
+        if len(data) > self._settings.max_message_bytes:
+            raise PayloadTooLargeError(
+                f"request is {len(data)} bytes; the limit is {self._settings.max_message_bytes}"
+            )
+        cid = request.id
+        self.metrics.requests += 1
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                token = None if self._tokens is None else await self._tokens.current()
+                reply = await self._exchange(
+                    cid, data, None, token, topic=topic, partition=partition, watch=watch
+                )
+                if self._should_refresh(reply):
+                    assert self._tokens is not None
+                    token = await self._tokens.refresh(token)
+                    cid = uuid.uuid4().hex
+                    request = msgspec.structs.replace(request, id=cid, sent_at=time.time())
+                    reply = await self._exchange(
+                        cid,
+                        encode(request),
+                        None,
+                        token,
+                        topic=topic,
+                        partition=partition,
+                        watch=watch,
+                    )
+        except TimeoutError:
+            self.metrics.timeouts += 1
+            raise RequestTimeoutError(
+                f"no reply within {timeout:g} s (correlation id {cid})"
+            ) from None
+        if isinstance(reply, QueryFailure):
+            raise error_from_info(reply.error, correlation_id=cid)
+        if reply.lsn:
+            self._note_lsn(reply.lsn)
+        return reply, time.perf_counter() - started
+
+    @staticmethod
+    def _coerce_operation(value: OperationType | str | None) -> OperationType | None:
+        return _operation(value)
+
+    def _result(self, reply: QueryResult, elapsed: float) -> Result:
+        rt = row_type(reply.columns)
+        return Result(
+            rows=[rt(r) for r in decode_rows(reply.rows)],
+            columns=reply.columns,
+            command=reply.command,
+            rowcount=reply.rowcount,
+            correlation_id=reply.id,
+            timings=reply.timings,
+            route=reply.route,
+            served_by=reply.served_by,
+            elapsed=elapsed,
+            lsn=reply.lsn,
+        )
 
     async def request(
         self,
@@ -413,9 +563,18 @@ class QueryClient:
         )
 
     async def _exchange(
-        self, cid: str, data: bytes, key: bytes | None, token: str | None
+        self,
+        cid: str,
+        data: bytes,
+        key: bytes | None,
+        token: str | None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        watch: Watch | None = None,
     ) -> QueryResult | QueryFailure:
-        """Send one encoded request and wait for its reply."""
+        """Send one encoded request and wait for its reply (and, with
+        ``watch``, stop waiting when it raises)."""
         assert self._producer is not None
         assert self._reply_to is not None
         headers = [
@@ -429,8 +588,16 @@ class QueryClient:
         fut: asyncio.Future[QueryResult | QueryFailure] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
         try:
-            await self._producer.send(self._request_topic, data, key=key, headers=headers)
-            return await fut
+            await self._producer.send(
+                self._request_topic if topic is None else topic,
+                data,
+                key=key,
+                partition=partition,
+                headers=headers,
+            )
+            if watch is None:
+                return await fut
+            return await _watched(fut, watch)
         finally:
             self._pending.pop(cid, None)
 
@@ -484,6 +651,133 @@ class QueryClient:
         """Run a statement once per parameter list, atomically (one transaction)."""
         await self.request(sql, list(args), many=True, timeout=timeout, **opts)
 
+    # -- transactions ---------------------------------------------------------
+
+    def transaction(
+        self,
+        *,
+        isolation: str | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> Transaction:
+        """An interactive transaction: ``async with client.transaction() as tx:``
+        begins it, commits it on a clean exit and rolls it back on an
+        exception (see :class:`Transaction`; ``docs/transactions.md``).
+
+        Args:
+            isolation: ``read_committed``, ``repeatable_read`` or
+                ``serializable`` (None: the server's default).
+            readonly: ``READ ONLY``.
+            deferrable: ``DEFERRABLE`` (with serializable and readonly).
+            timeout: each request's timeout in it (default: the client's).
+        """
+        return Transaction(
+            self, isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
+        )
+
+    async def begin(
+        self,
+        *,
+        isolation: str | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> Transaction:
+        """Begin a transaction without ``async with``: ``tx = await
+        client.begin()``, then ``await tx.commit()`` or ``await tx.rollback()``.
+
+        Raises:
+            TransactionBusyError: the adapter holds as many as it allows (retriable).
+            FeatureNotSupportedError: the adapter has no transactions (embedded mode).
+        """
+        tx = self.transaction(
+            isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
+        )
+        await tx.start()
+        return tx
+
+    async def run_in_transaction(
+        self,
+        fn: Callable[[Transaction], Awaitable[T]],
+        *,
+        retries: int = 3,
+        isolation: str | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``fn(tx)`` in a transaction and commit; on a serialization
+        failure (40001), a deadlock (40P01), a lost transaction or a busy
+        adapter, run it all again in a new transaction (up to ``retries``
+        more times, after a short jittered pause). ``fn`` must be safe to run
+        again: only what it does through ``tx`` is undone.
+
+        Raises:
+            the last error when every attempt failed; anything else ``fn``
+            raises at once (the transaction rolled back).
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self.transaction(
+                    isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
+                ) as tx:
+                    return await fn(tx)
+            except RETRY_IN_TRANSACTION as exc:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                log.debug("transaction attempt %d failed (%s); running it again", attempt, exc)
+                await asyncio.sleep(retry_delay(attempt))
+
+    async def transaction_status(self, tx_id: str, *, timeout: float | None = None) -> str:
+        """The recorded outcome of transaction ``tx_id``: ``committed``,
+        ``rolled_back`` or ``open`` (still open, or its session not gone yet
+        within ``timeout``). Asked through the request topic: any adapter
+        answers, also when the one holding it died.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        request = self._new_request(timeout=timeout, tx=tx_id, txop=TxOp.STATUS)
+        reply, _ = await self._roundtrip(request, timeout=timeout)
+        return reply.state or "rolled_back"
+
+    async def batch(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], *, timeout: float | None = None
+    ) -> list[Result]:
+        """Run ``statements`` (``(sql, params)`` pairs) in order in one
+        transaction, all or nothing, in one request; one :class:`Result` each.
+
+        Raises:
+            QueryError: a statement failed; nothing of the batch was committed.
+            RequestRejectedError: a statement was refused; nothing ran.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            items = [BatchItem(sql, encode_row(params)) for sql, params in statements]
+        except (TypeError, ValueError) as exc:
+            raise InterfaceError(f"a batch is a list of (sql, params) pairs: {exc}") from exc
+        request = self._new_request(timeout=timeout, batch=items)
+        reply, elapsed = await self._roundtrip(request, timeout=timeout)
+        results = []
+        for outcome in reply.batch or []:
+            rt = row_type(outcome.columns)
+            results.append(
+                Result(
+                    rows=[rt(r) for r in decode_rows(outcome.rows)],
+                    columns=outcome.columns,
+                    command=outcome.command,
+                    rowcount=outcome.rowcount,
+                    correlation_id=reply.id,
+                    timings=reply.timings,
+                    route=reply.route,
+                    served_by=reply.served_by,
+                    elapsed=elapsed,
+                    lsn=reply.lsn,
+                )
+            )
+        return results
+
     # -- the original API ----------------------------------------------------
 
     async def query(
@@ -500,6 +794,20 @@ class QueryClient:
         return await self.request(
             query, params or (), operation_type=operation_type, timeout=timeout, **opts
         )
+
+
+async def _watched(fut: asyncio.Future[T], watch: Watch) -> T:
+    """``fut``'s result, unless ``watch`` raises first."""
+    probe: asyncio.Future[None] = asyncio.ensure_future(watch())
+    try:
+        waiters: list[asyncio.Future[Any]] = [fut, probe]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if fut.done():
+            return fut.result()
+        probe.result()  # raises what the watch found
+        return await fut
+    finally:
+        probe.cancel()
 
 
 def _operation(value: OperationType | str | None) -> OperationType | None:

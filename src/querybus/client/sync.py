@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterable, Sequence
+import time
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import Future
+from types import TracebackType
 from typing import Any, TypeVar
 
 from querybus.client.client import QueryClient
 from querybus.client.result import Result, Row
+from querybus.client.transaction import (
+    RETRY_IN_TRANSACTION,
+    Savepoint,
+    Transaction,
+    TransactionState,
+    retry_delay,
+)
 from querybus.config import BusSettings
 from querybus.errors import InterfaceError
 
-__all__ = ["SyncQueryClient"]
+__all__ = ["SyncQueryClient", "SyncSavepoint", "SyncTransaction"]
 
 T = TypeVar("T")
 
@@ -114,3 +123,167 @@ class SyncQueryClient:
 
     def query(self, query: str, params: Sequence[Any] | None = None, **options: Any) -> Result:
         return self._call(self.client.query(query, params, **options))
+
+    # -- transactions ---------------------------------------------------------
+
+    def transaction(
+        self,
+        *,
+        isolation: str | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> SyncTransaction:
+        """An interactive transaction: ``with db.transaction() as tx:`` begins
+        it, commits on a clean exit, rolls back on an exception."""
+        tx = self.client.transaction(
+            isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
+        )
+        return SyncTransaction(self, tx)
+
+    def begin(
+        self,
+        *,
+        isolation: str | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> SyncTransaction:
+        """Begin a transaction now; end it with ``commit()`` or ``rollback()``."""
+        tx = self.transaction(
+            isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
+        )
+        tx.start()
+        return tx
+
+    def run_in_transaction(
+        self,
+        fn: Callable[[SyncTransaction], T],
+        *,
+        retries: int = 3,
+        isolation: str | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> T:
+        """:meth:`QueryClient.run_in_transaction` with a synchronous ``fn``
+        (run in the calling thread)."""
+        attempt = 0
+        while True:
+            try:
+                with self.transaction(
+                    isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
+                ) as tx:
+                    return fn(tx)
+            except RETRY_IN_TRANSACTION:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                time.sleep(retry_delay(attempt))
+
+    def batch(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], *, timeout: float | None = None
+    ) -> list[Result]:
+        """Run ``statements`` atomically in one request; one result each."""
+        return self._call(self.client.batch(statements, timeout=timeout))
+
+    def transaction_status(self, tx_id: str, *, timeout: float | None = None) -> str:
+        """The recorded outcome of transaction ``tx_id`` (see QueryClient)."""
+        return self._call(self.client.transaction_status(tx_id, timeout=timeout))
+
+
+class SyncTransaction:
+    """Blocking version of :class:`~querybus.client.Transaction`: same methods."""
+
+    def __init__(self, owner: SyncQueryClient, tx: Transaction) -> None:
+        self._owner = owner
+        self._tx = tx
+
+    def __repr__(self) -> str:
+        return repr(self._tx).replace("<Transaction", "<SyncTransaction", 1)
+
+    @property
+    def id(self) -> str:
+        return self._tx.id
+
+    @property
+    def state(self) -> TransactionState:
+        return self._tx.state
+
+    @property
+    def transaction_async(self) -> Transaction:
+        """The underlying async transaction (runs on the client's loop)."""
+        return self._tx
+
+    def start(self) -> SyncTransaction:
+        self._owner._call(self._tx.start())
+        return self
+
+    def __enter__(self) -> SyncTransaction:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._owner._call(self._tx.__aexit__(exc_type, exc, tb))
+
+    def commit(self) -> None:
+        self._owner._call(self._tx.commit())
+
+    def rollback(self) -> None:
+        self._owner._call(self._tx.rollback())
+
+    def transaction(self) -> SyncSavepoint:
+        """A nested transaction (savepoint), as a context manager."""
+        return SyncSavepoint(self._owner, self._tx.transaction())
+
+    def request(self, sql: str, params: Sequence[Any] = (), **options: Any) -> Result:
+        return self._owner._call(self._tx.request(sql, params, **options))
+
+    def execute(self, sql: str, *args: Any, **options: Any) -> str:
+        return self._owner._call(self._tx.execute(sql, *args, **options))
+
+    def fetch(self, sql: str, *args: Any, **options: Any) -> list[Row]:
+        return self._owner._call(self._tx.fetch(sql, *args, **options))
+
+    def fetchrow(self, sql: str, *args: Any, **options: Any) -> Row | None:
+        return self._owner._call(self._tx.fetchrow(sql, *args, **options))
+
+    def fetchval(self, sql: str, *args: Any, **options: Any) -> Any:
+        return self._owner._call(self._tx.fetchval(sql, *args, **options))
+
+    def executemany(self, sql: str, args: Iterable[Sequence[Any]], **options: Any) -> None:
+        self._owner._call(self._tx.executemany(sql, list(args), **options))
+
+
+class SyncSavepoint:
+    """Blocking version of :class:`~querybus.client.transaction.Savepoint`."""
+
+    def __init__(self, owner: SyncQueryClient, savepoint: Savepoint) -> None:
+        self._owner = owner
+        self._savepoint = savepoint
+
+    @property
+    def name(self) -> str:
+        return self._savepoint.name
+
+    def __enter__(self) -> SyncSavepoint:
+        self._owner._call(self._savepoint.__aenter__())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._owner._call(self._savepoint.__aexit__(exc_type, exc, tb))
+
+    def release(self) -> None:
+        self._owner._call(self._savepoint.release())
+
+    def rollback(self) -> None:
+        self._owner._call(self._savepoint.rollback())

@@ -19,6 +19,7 @@ from querybus.database.idempotency import IdempotencySettings, IdempotencyStore
 from querybus.database.postgres import create_pool, pooled, prepare_idempotency, run_on_connection
 from querybus.database.roles import check_roles
 from querybus.database.session import check_login
+from querybus.database.transactions import TransactionManager, TransactionSettings
 from querybus.errors import InterfaceError
 from querybus.execution import Job, Outcome
 
@@ -39,6 +40,8 @@ class PostgresExecutor:
             :mod:`querybus.database.idempotency`.
         allow_superuser: start even when the login is a superuser (see
             :func:`check_login`).
+        transactions: limits of interactive transactions (the adapter sets
+            them from its settings; see :mod:`querybus.database.transactions`).
         roles: the roles callers may act as (checked at start: see
             :func:`~querybus.database.roles.check_roles`).
         reset_every_request: reset and check the session after every
@@ -58,6 +61,7 @@ class PostgresExecutor:
         allow_superuser: bool = False,
         reset_every_request: bool = False,
         roles: Sequence[str] = (),
+        transactions: TransactionSettings | None = None,
     ) -> None:
         self._roles = tuple(roles)
         self._dsn = dsn
@@ -68,6 +72,10 @@ class PostgresExecutor:
         self._pool: asyncpg.Pool | None = None
         settings = idempotency or IdempotencySettings()
         self.idempotency = IdempotencyStore(settings) if settings.enabled else None
+        # Interactive transactions and batches hold connections of this pool.
+        self.transactions = TransactionManager(
+            lambda timeout: pooled(self._require_pool(), timeout), transactions
+        )
 
     async def start(self) -> None:
         """Open the pool, check the login and prepare the idempotency table.
@@ -87,13 +95,16 @@ class PostgresExecutor:
                     log.warning("%s", warning)
                 if self.idempotency is not None:
                     await prepare_idempotency(conn, self.idempotency)
+                await self.transactions.prepare(conn)
         except BaseException:
             await self.stop()
             raise
         if self.idempotency is not None:
             self.idempotency.start_cleanup(self._require_pool().acquire)
+        self.transactions.start()
 
     async def stop(self) -> None:
+        await self.transactions.stop()
         if self.idempotency is not None:
             await self.idempotency.stop_cleanup()
         if self._pool is not None:

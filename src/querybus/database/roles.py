@@ -48,7 +48,17 @@ from querybus.database.errors import DATABASE_ERRORS, map_database_error
 from querybus.errors import ConfigurationError, PermissionDeniedError
 from querybus.execution import Identity, Job, Outcome
 
-__all__ = ["CLAIMS_SETTING", "RoleEscapeError", "check_roles", "run_guarded"]
+__all__ = [
+    "CLAIMS_SETTING",
+    "RoleEscapeError",
+    "check_identity",
+    "check_roles",
+    "check_sql",
+    "enter_sql",
+    "escaped",
+    "run_guarded",
+    "text_literal",
+]
 
 #: The setting the claims are in, PostgREST's name:
 #: ``current_setting('request.jwt.claims', true)::json->>'tenant'``.
@@ -66,18 +76,22 @@ class RoleEscapeError(Exception):
     :class:`~querybus.errors.PermissionDeniedError`."""
 
 
-def _text(value: str) -> str:
+def text_literal(value: str) -> str:
     """``value`` as a SQL expression, without quoting: hex digits only."""
     return f"pg_catalog.convert_from(pg_catalog.decode('{value.encode().hex()}', 'hex'), 'UTF8')"
 
 
-def _enter(identity: Identity | None) -> str:
+def enter_sql(identity: Identity | None, begin: str = "BEGIN") -> str:
+    """``begin`` (a ``BEGIN …`` command), then, with an identity, its role and
+    claims for the rest of the transaction: one simple-protocol round trip.
+    Interactive transactions (:mod:`querybus.database.transactions`) pass
+    their ``BEGIN ISOLATION LEVEL …``."""
     if identity is None:  # guarded only for a row limit: the login's own role
-        return "BEGIN"
+        return begin
     return (
-        "BEGIN; SELECT pg_catalog.set_config('role', "
-        f"{_text(identity.role)}, true), pg_catalog.set_config('{CLAIMS_SETTING}', "
-        f"{_text(identity.claims)}, true)"
+        f"{begin}; SELECT pg_catalog.set_config('role', "
+        f"{text_literal(identity.role)}, true), pg_catalog.set_config('{CLAIMS_SETTING}', "
+        f"{text_literal(identity.claims)}, true)"
     )
 
 
@@ -86,15 +100,46 @@ def _check(identity: Identity) -> str:
     # cannot fold the failing branch into an error that fires every time.
     return (
         "SELECT CASE WHEN current_user OPERATOR(pg_catalog.=) "
-        f"{_text(identity.role)}::pg_catalog.name "
+        f"{text_literal(identity.role)}::pg_catalog.name "
         f"AND pg_catalog.current_setting('{CLAIMS_SETTING}', true) OPERATOR(pg_catalog.=) "
-        f"{_text(identity.claims)} THEN 0 ELSE "
+        f"{text_literal(identity.claims)} THEN 0 ELSE "
         f"pg_catalog.concat('{_ESCAPE_MARK}; now ', current_user)::pg_catalog.int4 END"
     )
 
 
 def _escaped(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InvalidTextRepresentationError) and _ESCAPE_MARK in str(exc)
+
+
+def check_sql(identity: Identity) -> str:
+    """The check that the transaction still runs as ``identity``'s role with
+    its claims (an error, recognised by :func:`escaped`, when not)."""
+    return _check(identity)
+
+
+def escaped(exc: BaseException) -> bool:
+    """Whether ``exc`` is the failure of :func:`check_sql` (not the statement's)."""
+    return _escaped(exc)
+
+
+async def check_identity(conn: asyncpg.Connection, identity: Identity, timeout: float) -> None:
+    """Check, inside an open transaction and without ending it, that it still
+    runs as ``identity``'s role with its claims: after each statement of an
+    interactive transaction.
+
+    Raises:
+        RoleEscapeError: it does not (roll back, then close the connection).
+        asyncpg errors of the check itself, unmapped.
+    """
+    try:
+        await conn.execute(_check(identity), timeout=timeout)
+    except DATABASE_ERRORS as exc:
+        if not _escaped(exc):
+            raise
+        raise RoleEscapeError(
+            "the statement changed the role or the claims it runs with (through a "
+            "function of the schema?): the transaction was rolled back"
+        ) from None
 
 
 async def _abandon(conn: asyncpg.Connection) -> None:
@@ -132,7 +177,7 @@ async def run_guarded(
         asyncpg errors of the statement, unmapped (the transaction is rolled back).
     """
     identity = job.identity
-    enter = _enter(identity)
+    enter = enter_sql(identity)
     if in_transaction:
         enter = enter.removeprefix("BEGIN").removeprefix(";").strip()
     try:

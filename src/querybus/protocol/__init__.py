@@ -3,6 +3,8 @@
 from querybus.protocol.codec import decode_reply, decode_request, encode, peek_version
 from querybus.protocol.messages import (
     SCHEMA_VERSION,
+    BatchItem,
+    BatchOutcome,
     Column,
     ErrorInfo,
     Headers,
@@ -15,6 +17,9 @@ from querybus.protocol.messages import (
     RouteInfo,
     RoutePreference,
     Timings,
+    TxInfo,
+    TxOp,
+    TxOptions,
 )
 from querybus.protocol.values import (
     decode_row,
@@ -27,6 +32,8 @@ from querybus.protocol.values import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BatchItem",
+    "BatchOutcome",
     "Column",
     "ErrorInfo",
     "Headers",
@@ -39,6 +46,9 @@ __all__ = [
     "RouteInfo",
     "RoutePreference",
     "Timings",
+    "TxInfo",
+    "TxOp",
+    "TxOptions",
     "decode_reply",
     "decode_request",
     "decode_row",

@@ -18,6 +18,8 @@ import msgspec
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BatchItem",
+    "BatchOutcome",
     "Column",
     "ErrorInfo",
     "Headers",
@@ -30,6 +32,9 @@ __all__ = [
     "RouteInfo",
     "RoutePreference",
     "Timings",
+    "TxInfo",
+    "TxOp",
+    "TxOptions",
 ]
 
 #: Version of the message schema written by this code. Readers accept any
@@ -68,6 +73,11 @@ class Headers:
     #: The caller's signed token (a JWT), when it has one. A header, not a body
     #: field, so that dead-letter copies and logs can drop it without decoding.
     AUTHORIZATION = "querybus-authorization"
+    #: On an adapter's unsolicited notice that an interactive transaction was
+    #: rolled back behind its caller's back (adapter stopping, idle timeout,
+    #: maximum lifetime): the transaction's id. The client matches the notice
+    #: by it (its correlation id, ``lost-<id>``, names no request).
+    TRANSACTION = "querybus-transaction"
 
 
 class ReplyAddress(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -75,6 +85,48 @@ class ReplyAddress(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
     topic: str
     partition: int
+
+
+class TxOp(enum.StrEnum):
+    """What a request does to an interactive transaction (``QueryRequest.txop``).
+
+    ``begin`` opens one (on any adapter, through the request topic); the
+    statements (no ``txop``), ``commit``, ``rollback``, ``savepoint``,
+    ``release``, ``rollback_to`` and ``ping`` go to the inbox of the adapter
+    that holds it (``TxInfo``); ``status`` asks, through the request topic,
+    whether a transaction committed (when its COMMIT reply was lost).
+    """
+
+    BEGIN = "begin"
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+    SAVEPOINT = "savepoint"
+    RELEASE = "release"
+    ROLLBACK_TO = "rollback_to"
+    PING = "ping"
+    STATUS = "status"
+
+
+class TxOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How a transaction begins (``BEGIN ISOLATION LEVEL … [READ ONLY] [DEFERRABLE]``).
+
+    Attributes:
+        isolation: ``read_committed``, ``repeatable_read`` or ``serializable``
+            (None: the server's default).
+        readonly: ``READ ONLY``.
+        deferrable: ``DEFERRABLE`` (with serializable and readonly).
+    """
+
+    isolation: str | None = None
+    readonly: bool = False
+    deferrable: bool = False
+
+
+class BatchItem(msgspec.Struct, frozen=True, array_like=True):
+    """One statement of a batch: its SQL and its parameters in wire form."""
+
+    sql: str
+    params: list[Any] = msgspec.field(default_factory=list)
 
 
 class QueryRequest(msgspec.Struct, kw_only=True):
@@ -99,6 +151,14 @@ class QueryRequest(msgspec.Struct, kw_only=True):
         route: where the caller wants it to run.
         max_staleness: the most replica lag, in seconds, the caller accepts.
         min_lsn: the highest commit LSN the caller has seen (read-your-writes).
+        tx: the interactive transaction this request belongs to (its id, from
+            the reply to ``begin``).
+        txop: what it does to that transaction (:class:`TxOp`); None for a
+            statement (in the transaction when ``tx`` is set).
+        txopts: with ``begin``: isolation level and access mode.
+        savepoint: with ``savepoint``, ``release`` and ``rollback_to``: the name.
+        batch: statements run in order in one transaction, all or nothing
+            (``sql`` and ``params`` are then empty); one result each.
     """
 
     v: int = SCHEMA_VERSION
@@ -115,6 +175,11 @@ class QueryRequest(msgspec.Struct, kw_only=True):
     route: RoutePreference = RoutePreference.AUTO
     max_staleness: float | None = None
     min_lsn: str | None = None
+    tx: str | None = None
+    txop: TxOp | None = None
+    txopts: TxOptions | None = None
+    savepoint: str | None = None
+    batch: list[BatchItem] | None = None
 
 
 class Column(msgspec.Struct, frozen=True, array_like=True):
@@ -154,6 +219,35 @@ class RouteInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     complexity: str | None = None
 
 
+class TxInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an interactive transaction lives (the reply to ``begin``).
+
+    Attributes:
+        id: the transaction's id; every later request of it carries it.
+        inbox: the topic of the adapter that holds it; its requests go there.
+        partition: the inbox's partition.
+        adapter: that adapter's instance id.
+        idle_timeout: seconds without a request after which it is rolled back.
+        max_lifetime: seconds after which it is rolled back, idle or not.
+    """
+
+    id: str
+    inbox: str
+    partition: int = 0
+    adapter: str = ""
+    idle_timeout: float = 0.0
+    max_lifetime: float = 0.0
+
+
+class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One statement's result in a batch reply."""
+
+    command: str = ""
+    columns: list[Column] = msgspec.field(default_factory=list)
+    rows: list[list[Any]] = msgspec.field(default_factory=list)
+    rowcount: int = 0
+
+
 class QueryResult(msgspec.Struct, kw_only=True, tag_field="status", tag="ok"):
     """A successful reply (``"status": "ok"``).
 
@@ -168,6 +262,9 @@ class QueryResult(msgspec.Struct, kw_only=True, tag_field="status", tag="ok"):
         timings: where the time went.
         route: which target served it and why.
         served_by: the adapter instance that served it.
+        tx: with ``begin``: where the transaction lives.
+        batch: with a batch: one outcome per statement, in order.
+        state: with ``status``: ``committed``, ``rolled_back`` or ``open``.
     """
 
     v: int = SCHEMA_VERSION
@@ -180,6 +277,9 @@ class QueryResult(msgspec.Struct, kw_only=True, tag_field="status", tag="ok"):
     timings: Timings = msgspec.field(default_factory=Timings)
     route: RouteInfo | None = None
     served_by: str = ""
+    tx: TxInfo | None = None
+    batch: list[BatchOutcome] | None = None
+    state: str | None = None
 
 
 class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):

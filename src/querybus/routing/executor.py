@@ -19,6 +19,7 @@ from querybus.database.postgres import prepare_idempotency, run_on_connection
 from querybus.database.replication import commit_lsn, wait_replayed
 from querybus.database.roles import check_roles
 from querybus.database.session import check_login
+from querybus.database.transactions import TransactionManager, TransactionSettings
 from querybus.errors import (
     NoEligibleTargetError,
     OperationalError,
@@ -84,6 +85,8 @@ class RoutingExecutor:
         roles: the roles callers may act as (checked at start: see
             :func:`~querybus.database.roles.check_roles`).
         reset_every_request: reset and check the session after every request.
+        transactions: limits of interactive transactions, held on the primary
+            (see :mod:`querybus.database.transactions`).
 
     ``metrics`` and ``on_decision`` are also plain attributes, so a service
     built after its executor can attach them before ``start()``.
@@ -106,6 +109,7 @@ class RoutingExecutor:
         allow_superuser: bool = False,
         reset_every_request: bool = False,
         roles: Sequence[str] = (),
+        transactions: TransactionSettings | None = None,
     ) -> None:
         self._roles = tuple(roles)
         settings = settings or RoutingSettings()
@@ -137,6 +141,10 @@ class RoutingExecutor:
         self.on_decision = on_decision
         idem = idempotency or IdempotencySettings()
         self.idempotency = IdempotencyStore(idem) if idem.enabled else None
+        # Interactive transactions and batches: on the primary, like every write.
+        self.transactions = TransactionManager(
+            lambda timeout: self.primary.connection(timeout), transactions, want_lsn=True
+        )
 
     def _unique_name(self, wanted: str) -> str:
         names = {r.name for r in self.replicas}
@@ -198,9 +206,11 @@ class RoutingExecutor:
                 if self.idempotency is not None:
                     # Only the primary ever writes it (replicas get it by replication).
                     await prepare_idempotency(conn, self.idempotency)
+                await self.transactions.prepare(conn)
         except BaseException:
             await self.primary.close()
             raise
+        self.transactions.start()
         if self.idempotency is not None:
             self.idempotency.start_cleanup(
                 lambda: self.primary.connection(self.settings.max_statement_timeout)
@@ -213,6 +223,7 @@ class RoutingExecutor:
     async def stop(self) -> None:
         """Stop monitoring and close every pool."""
         self._started = False
+        await self.transactions.stop()
         if self.idempotency is not None:
             await self.idempotency.stop_cleanup()
         await self.monitor.stop()
