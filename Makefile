@@ -42,7 +42,7 @@ services-status:
 # Every step runs even if an earlier one failed; the target fails if any did.
 test: venv services
 	@rc=0; \
-	( . .stack/env && $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/unit tests/contract tests/integration tests/fuzz ) || rc=1; \
+	( . .stack/env && $(VENV)/bin/pytest -q -p no:cacheprovider --durations=10 $(PYTEST_ARGS) tests/unit tests/contract tests/integration tests/fuzz ) || rc=1; \
 	$(VENV)/bin/ruff check src tests tools examples || rc=1; \
 	$(VENV)/bin/ruff format --check src tests tools examples || rc=1; \
 	$(VENV)/bin/mypy || rc=1; \

@@ -20,6 +20,7 @@ from querybus.client.sync import SyncQueryClient, SyncTransaction
 from querybus.config import (
     AdapterSettings,
     BusSettings,
+    ClientSettings,
     KafkaSecurity,
     PostgresSettings,
     TopicNames,
@@ -78,6 +79,7 @@ __all__ = [
     "BrokerAuthorizationError",
     "BrokerUnavailableError",
     "BusSettings",
+    "ClientSettings",
     "ClientState",
     "ConfigurationError",
     "DataError",

@@ -16,7 +16,14 @@ from urllib.parse import quote
 
 from querybus.errors import ConfigurationError
 
-__all__ = ["AdapterSettings", "BusSettings", "KafkaSecurity", "PostgresSettings", "TopicNames"]
+__all__ = [
+    "AdapterSettings",
+    "BusSettings",
+    "ClientSettings",
+    "KafkaSecurity",
+    "PostgresSettings",
+    "TopicNames",
+]
 
 
 def _env(env: Mapping[str, str], name: str, default: str) -> str:
@@ -324,6 +331,77 @@ class PostgresSettings:
             database=_env(env, "POSTGRES_DATABASE", d.database),
             user=_env(env, "POSTGRES_USER", d.user),
             password=_env(env, "POSTGRES_PASSWORD", ""),
+        )
+
+
+#: Where a client's requests run: through the bus, or directly on PostgreSQL.
+CLIENT_MODES = ("bus", "direct")
+#: What a client in bus mode may fall back to when the bus is unreachable.
+CLIENT_FALLBACKS = ("direct",)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Everything a :class:`~querybus.QueryClient` is configured with beyond
+    its keyword arguments: the bus, and the migration switch.
+
+    Attributes:
+        bus: how to reach the bus.
+        mode: ``"bus"`` (requests travel over Kafka to the adapters) or
+            ``"direct"`` (the same calls run in the caller's process on an
+            asyncpg pool of ``dsn``, through the adapter's own request
+            handling; needs ``querybus[adapter]``).
+        fallback: None, or ``"direct"``: in bus mode, run requests directly
+            while the bus cannot be reached (see ``docs/migration.md``).
+        dsn: the PostgreSQL server of direct mode and of the fallback
+            (never printed: it may hold a password).
+    """
+
+    bus: BusSettings = field(default_factory=BusSettings)
+    mode: str = "bus"
+    fallback: str | None = None
+    dsn: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in CLIENT_MODES:
+            raise ConfigurationError(
+                f"mode must be one of {', '.join(CLIENT_MODES)}, got {self.mode!r}"
+            )
+        if self.fallback is not None and self.fallback not in CLIENT_FALLBACKS:
+            raise ConfigurationError(
+                f"fallback must be None or one of {', '.join(CLIENT_FALLBACKS)}, "
+                f"got {self.fallback!r}"
+            )
+        if self.needs_dsn and not self.dsn:
+            what = "direct mode" if self.mode == "direct" else "a fallback to direct"
+            raise ConfigurationError(f"{what} needs a PostgreSQL DSN (dsn=...)")
+
+    @property
+    def needs_dsn(self) -> bool:
+        """Whether requests may run directly (direct mode, or the fallback)."""
+        return self.mode == "direct" or self.fallback == "direct"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
+        """Read ``QUERYBUS_MODE`` (``bus`` or ``direct``; default ``bus``),
+        ``QUERYBUS_FALLBACK`` (empty or ``direct``), the bus
+        (:meth:`BusSettings.from_env`) and, when requests may run directly,
+        the server from ``POSTGRES_*`` (:meth:`PostgresSettings.from_env`).
+
+        Raises:
+            ConfigurationError: an unknown mode or fallback, or a malformed value.
+        """
+        env = os.environ if env is None else env
+        mode = _env(env, "QUERYBUS_MODE", "bus").strip().lower()
+        fallback = _env(env, "QUERYBUS_FALLBACK", "").strip().lower() or None
+        if fallback == "none":
+            fallback = None
+        direct = mode == "direct" or fallback == "direct"
+        return cls(
+            bus=BusSettings.from_env(env),
+            mode=mode,
+            fallback=fallback,
+            dsn=PostgresSettings.from_env(env).dsn if direct else None,
         )
 
 

@@ -337,7 +337,8 @@ async def test_a_lost_commit_reply_is_settled_by_the_recorded_outcome(
     # (it pings, learns the transaction is gone, asks STATUS: committed).
     tx = await client.begin()
     await tx.execute(f"INSERT INTO {table} VALUES (3)")
-    original = client._on_reply
+    assert client._bus is not None
+    original = client._bus._on_reply
     dropped: list[str] = []
 
     def drop_commit_reply(record: Record) -> None:
@@ -347,11 +348,11 @@ async def test_a_lost_commit_reply_is_settled_by_the_recorded_outcome(
             return
         original(record)
 
-    client._on_reply = drop_commit_reply  # type: ignore[method-assign]
+    client._bus._on_reply = drop_commit_reply  # type: ignore[method-assign]
     try:
         await tx.commit()
     finally:
-        client._on_reply = original  # type: ignore[method-assign]
+        client._bus._on_reply = original  # type: ignore[method-assign]
     assert dropped, "the COMMIT reply was not dropped"
     assert tx.state is TransactionState.COMMITTED
     assert await pg.fetchval(f"SELECT count(*) FROM {table} WHERE id = 3") == 1

@@ -147,3 +147,28 @@ def test_the_command_line_says_what_to_install() -> None:
     assert done.returncode == 1
     assert "pip install 'querybus[adapter]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_direct_mode_without_the_adapter_extra_says_what_to_install() -> None:
+    blocked = sorted(SERVER_LIBRARIES | ADAPTER_EXTRA_ONLY)
+    code = (
+        f"BLOCKED = {blocked!r}\n"
+        + _BLOCKER
+        + textwrap.dedent(
+            """
+        from querybus import QueryClient
+        from querybus.errors import ConfigurationError
+
+        for options in ({"mode": "direct"}, {"fallback": "direct"}):
+            try:
+                QueryClient("127.0.0.1:1", dsn="postgresql://app@db/app", **options)
+            except ConfigurationError as exc:
+                print(exc)
+        """
+        )
+    )
+    lines = run_python(code).splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        assert "pip install 'querybus[adapter]'" in line
+        assert "direct mode" in line

@@ -8,6 +8,7 @@ and the import that made it.
 
     adapter → routing → database → execution → sql → protocol → errors
     adapter → identity → execution
+    direct → adapter, client   (client loads direct by name only)
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "querybus"
 
 _BOTTOM = {"errors", "sqlstates"}
+#: What the server side may import: the adapter, and direct mode (which runs it).
+_SERVER = _BOTTOM | {
+    "config",
+    "protocol",
+    "transport",
+    "sql",
+    "execution",
+    "database",
+    "routing",
+    "registry",
+    "observability",
+    "identity",
+}
 #: What each top-level package (or module) of querybus may import from querybus.
 ALLOWED: dict[str, set[str]] = {
     "errors": {"sqlstates"},  # the generated SQLSTATE classes complete the error tree
@@ -38,19 +52,11 @@ ALLOWED: dict[str, set[str]] = {
     | {"config", "protocol", "sql", "execution", "database", "observability", "registry"},
     "client": _BOTTOM | {"config", "protocol", "transport", "registry", "observability"},
     "dbapi": _BOTTOM | {"config", "protocol", "client"},
-    "adapter": _BOTTOM
-    | {
-        "config",
-        "protocol",
-        "transport",
-        "sql",
-        "execution",
-        "database",
-        "routing",
-        "registry",
-        "observability",
-        "identity",
-    },
+    "adapter": _SERVER,
+    # Direct mode: the client's requests run in the caller's process through the
+    # adapter's own request handling. The client loads it by name (importlib), so
+    # no arrow goes from client to direct; direct sits on top of both.
+    "direct": _SERVER | {"adapter", "client"},
     "cli": set(),  # the top: anything (checked below as "any")
     "__init__": _BOTTOM | {"config", "protocol", "transport", "client"},
     "__main__": {"cli"},

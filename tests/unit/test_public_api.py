@@ -98,6 +98,7 @@ def test_top_level_public_api() -> None:
         "Result",
         "Row",
         "BusSettings",
+        "ClientSettings",
         "TopicNames",
         "AdapterSettings",
         "PostgresSettings",

@@ -34,7 +34,7 @@ from querybus.protocol.errors import error_info
 from querybus.protocol.headers import reply_address, reply_headers
 from querybus.transport import Producer, Record, Transport
 
-__all__ = ["Replies"]
+__all__ = ["Replies", "build_failure"]
 
 log = logging.getLogger("querybus.adapter")
 
@@ -49,6 +49,34 @@ _PARTITIONS_TTL = 10.0
 _PARTITIONS_CACHED = 1024
 #: Kafka's rule for topic names.
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def build_failure(
+    correlation_id: str,
+    exc: QueryBusError,
+    timings: Timings,
+    metrics: Metrics,
+    *,
+    instance_id: str,
+    log_parameters: bool,
+    params: list[Any] | None = None,
+) -> QueryFailure:
+    """The failure reply with ``exc``, counted and logged. The text of
+    ``params`` (the request's values, wire form) is masked in it unless
+    parameter logging is on (:mod:`querybus.adapter.redaction`)."""
+    info = error_info(exc)
+    if params and not log_parameters:
+        info = redact(info, params)
+    sqlstate = info.sqlstate
+    metrics.requests.labels(exc.code).inc()
+    metrics.errors.labels(exc.code, (sqlstate or "")[:2]).inc()
+    # Database messages can quote parameter values ("invalid input syntax
+    # for type integer: …"): they are logged only where parameters are.
+    if log_parameters:
+        log.info("request %s failed: %s: %s", correlation_id, exc.code, exc)
+    else:
+        log.info("request %s failed: %s %s", correlation_id, exc.code, sqlstate or "")
+    return QueryFailure(id=correlation_id, error=info, timings=timings, served_by=instance_id)
 
 
 class Replies:
@@ -160,23 +188,16 @@ class Replies:
         """Reply with ``exc`` (and copy it to the error topic). The text of
         ``params`` (the request's values, wire form) is masked in the reply
         unless parameter logging is on (:mod:`querybus.adapter.redaction`)."""
-        info = error_info(exc)
-        if params and not self._log_parameters:
-            info = redact(info, params)
-        sqlstate = info.sqlstate
-        self._metrics.requests.labels(exc.code).inc()
-        self._metrics.errors.labels(exc.code, (sqlstate or "")[:2]).inc()
-        # Database messages can quote parameter values ("invalid input syntax
-        # for type integer: …"): they are logged only where parameters are.
-        if self._log_parameters:
-            log.info("request %s failed: %s: %s", correlation_id, exc.code, exc)
-        else:
-            log.info("request %s failed: %s %s", correlation_id, exc.code, sqlstate or "")
-        data = encode(
-            QueryFailure(
-                id=correlation_id, error=info, timings=timings, served_by=self._instance_id
-            )
+        reply = build_failure(
+            correlation_id,
+            exc,
+            timings,
+            self._metrics,
+            instance_id=self._instance_id,
+            log_parameters=self._log_parameters,
+            params=params,
         )
+        data = encode(reply)
         # An expired or throttled request costs no copy of its own: a new group, or a backlog
         # after an outage, must not turn into a flood on the error topic.
         await self.send(

@@ -11,8 +11,11 @@ address, the caller gets a ProtocolError reply at once).
 
 The path of one record: consume → :meth:`AdapterService._process` (decode,
 check the reply address, build one :class:`~querybus.execution.Deadline`) →
-:meth:`AdapterService._execute` (policy → one :class:`~querybus.execution.Job`
-→ ``executor.run(job)``) → reply. Everything written back (replies, error
+:meth:`RequestHandler.handle <querybus.adapter.handler.RequestHandler.handle>`
+(identity, policy → one :class:`~querybus.execution.Job` → ``executor.run(job)``,
+the reply) → produce the reply. This module is what is about Kafka: consuming,
+offsets, the inbox, delivering replies and dead letters; the handling of a
+decoded request is :mod:`querybus.adapter.handler`. Everything written back (replies, error
 copies, dead letters, and why no reply can hold the adapter) is in
 :mod:`querybus.adapter.replies`; idempotency in :mod:`querybus.database.idempotency`.
 """
@@ -26,46 +29,35 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from querybus.adapter.audit import AuditRecord, encode_audit
+from querybus.adapter.handler import RequestHandler
 from querybus.adapter.inbox import Inbox
 from querybus.adapter.offsets import OffsetTracker
 from querybus.adapter.policy import Policy
-from querybus.adapter.ratelimit import RateLimiter
 from querybus.adapter.replies import Replies
-from querybus.adapter.roles import RolePolicies, RolePolicy
-from querybus.adapter.transactions import TransactionDesk, TxReply, is_transactional
+from querybus.adapter.roles import RolePolicies
 from querybus.config import AdapterSettings, BusSettings
-from querybus.database.idempotency import ReplayCache, request_digest
 from querybus.errors import (
     PayloadTooLargeError,
     ProtocolError,
     QueryBusError,
-    ResultTooLargeError,
     TransactionLostError,
     TransportError,
 )
-from querybus.execution import Deadline, Executor, Identity, Job, Outcome
+from querybus.execution import Deadline, Executor
 from querybus.identity import TokenVerifier
 from querybus.observability.http import HttpServer, Response
 from querybus.observability.metrics import Metrics
 from querybus.protocol import (
     Headers,
-    QueryRequest,
-    QueryResult,
     ReplyAddress,
-    RouteInfo,
     Timings,
     decode_request,
-    decode_row,
-    encode,
-    encode_rows,
 )
-from querybus.sql import Statement
 from querybus.transport import GroupConsumer, Producer, Record, TopicPartition, TopicSpec, Transport
 
 __all__ = ["AdapterService"]
@@ -112,7 +104,6 @@ class AdapterService:
         self.metrics = metrics or Metrics()
         self.verifier = verifier
         self.roles = roles or RolePolicies()
-        self._rates = RateLimiter()
         self._producer: Producer | None = None
         self._consumer: GroupConsumer | None = None
         self._http: HttpServer | None = None
@@ -120,7 +111,6 @@ class AdapterService:
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._capacity = max(1, self.settings.pool_size * 4)
         self._slots = asyncio.Semaphore(self._capacity)
-        self._idem = ReplayCache()
         self._replies_: Replies | None = None
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -138,11 +128,21 @@ class AdapterService:
             if transactions is None
             else Inbox(transport, self.bus.topics.inbox(self.instance_id), self._handle_inbox)
         )
-        self._desk = TransactionDesk(
-            transactions,
-            max_batch=self.policy.max_batch,
-            inbox="" if self._inbox is None else self._inbox.topic,
+        # Everything between a decoded request and its reply (no Kafka in it;
+        # direct mode runs the same handler in the caller's process).
+        self.handler = RequestHandler(
+            executor,
             instance_id=self.instance_id,
+            policy=self.policy,
+            metrics=self.metrics,
+            verifier=verifier,
+            roles=self.roles,
+            max_reply_bytes=self.bus.max_message_bytes,
+            max_deadline=self.settings.max_deadline,
+            inbox="" if self._inbox is None else self._inbox.topic,
+            log_parameters=self.settings.log_parameters,
+            audit_parameters=self.settings.audit_parameters,
+            audit=self._audit,
         )
 
     # -- lifecycle ---------------------------------------------------------
@@ -478,264 +478,20 @@ class AdapterService:
 
         timings = Timings(queue=max(0.0, received - request.sent_at) if request.sent_at else 0.0)
         self.metrics.queue_wait.observe(timings.queue)
-        audit = _Audit(
-            request, started, adapter=self.instance_id, with_params=self.settings.audit_parameters
-        )
-
-        # Who is asking comes first: nothing of an unauthenticated request is
-        # looked at beyond its envelope (and it costs no SQL parse).
-        try:
-            identity, limits = self._admit(record, request, audit)
-        except QueryBusError as exc:
-            await self._fail(request, exc, timings, deadline, audit)
-            return
-        if is_transactional(request):
-            await self._transactional(request, deadline, identity, limits, timings, audit)
-            return
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "request %s from %s: op=%s sql=%.200r params=%s",
-                request.id,
-                request.client,
-                request.op,
-                request.sql,
-                request.params
-                if self.settings.log_parameters
-                else f"<{len(request.params)} values>",
-            )
-
-        # The cache's identity is the key *and* what the request asks for: a key
-        # reused for another request misses here and is refused by the durable
-        # store, rather than being answered with another request's reply.
-        scope = None if identity is None else identity.scope
-        idem = (
-            None
-            if request.idem is None
-            else f"{request.idem}\x00"
-            f"{request_digest(request.sql, request.params, request.many, scope)}"
-        )
-        while idem is not None:
-            cached = self._idem.get(idem)
-            if cached is None:
-                self._idem.begin(idem)
-                break
-            if isinstance(cached, bytes):
-                data = cached
-            else:
-                try:
-                    data = await asyncio.shield(cached)
-                except asyncio.CancelledError:
-                    if not cached.cancelled():
-                        raise
-                    # The running duplicate failed (failures are not cached): a
-                    # waiter must not be left without a reply, so it runs itself.
-                    continue
-            await self._replies.send(
-                request.reply_to,
-                request.id,
-                _with_id(data, request.id),
-                deadline,
-                copy_to_errors=False,
-                client=request.client,
-            )
-            self._audit(audit.replayed())
-            return
-
-        try:
-            outcome = await self._execute(request, deadline, identity, limits, audit)
-        except QueryBusError as exc:
-            if idem is not None:
-                self._idem.finish(idem, None)
-            await self._fail(request, exc, timings, deadline, audit)
-            return
-
-        await self._respond(request, outcome, timings, deadline, audit, idem)
-
-    async def _respond(
-        self,
-        request: QueryRequest,
-        outcome: Outcome,
-        timings: Timings,
-        deadline: Deadline,
-        audit: _Audit,
-        idem: str | None = None,
-        extra: TxReply | None = None,
-    ) -> None:
-        """Reply with ``outcome`` (and, for a transactional request, what
-        ``extra`` carries), or with ResultTooLargeError when it does not fit."""
-        started = audit.started
-        timings.execute = outcome.execute_seconds
-        timings.route = outcome.route_seconds
-        route = outcome.route or RouteInfo(target=self.executor.name, reason="single_target")
-        reply = QueryResult(
-            id=request.id,
-            command=outcome.command,
-            columns=outcome.columns,
-            rows=encode_rows(outcome.rows),
-            rowcount=outcome.rowcount,
-            lsn=outcome.lsn,
+        handled = await self.handler.handle(
+            request,
+            record.header(Headers.AUTHORIZATION),
+            deadline=deadline,
             timings=timings,
-            route=route,
-            served_by=self.instance_id,
+            started=started,
         )
-        if extra is not None:
-            reply.tx, reply.batch, reply.state = extra.tx, extra.batch, extra.state
-        timings.total = time.perf_counter() - started
-        data = encode(reply)
-        if len(data) > self.bus.max_message_bytes:
-            # The statement ran (and committed): say what it did, without the rows.
-            err = ResultTooLargeError(
-                f"the statement ran ({outcome.command}), but its reply would be {len(data)} "
-                f"bytes and the limit is {self.bus.max_message_bytes}: the rows are not "
-                "returned (add a LIMIT, page through the rows, or return fewer columns)",
-                command=outcome.command,
-                rowcount=outcome.rowcount,
-                lsn=outcome.lsn,
-            )
-            await self._replies.failure(
-                request.reply_to, request.id, err, timings, deadline, client=request.client
-            )
-            if idem is not None:
-                self._idem.finish(idem, None)
-            self._audit(audit.failed(err, route.target))
-            return
-        self.metrics.execute.observe(timings.execute)
-        self.metrics.latency.observe(timings.total)
-        self.metrics.requests.labels("ok").inc()
-        if outcome.route is None:  # a router counts its own decisions
-            self.metrics.route.labels(route.target, route.reason).inc()
-        if idem is not None:
-            self._idem.finish(idem, data)
         await self._replies.send(
             request.reply_to,
             request.id,
-            data,
+            handled.data,
             deadline,
-            copy_to_errors=False,
+            copy_to_errors=handled.copy_to_errors,
             client=request.client,
-        )
-        self._audit(audit.succeeded(outcome, route.target))
-
-    async def _transactional(
-        self,
-        request: QueryRequest,
-        deadline: Deadline,
-        identity: Identity | None,
-        limits: RolePolicy,
-        timings: Timings,
-        audit: _Audit,
-    ) -> None:
-        """A BEGIN, COMMIT, … or a statement of an open transaction, or a
-        batch (:mod:`querybus.adapter.transactions`)."""
-        try:
-            result = await self._desk.handle(
-                request,
-                deadline,
-                identity,
-                limits,
-                lambda r, d, i, lim: self._job(r, d, i, lim, audit),
-            )
-        except QueryBusError as exc:
-            await self._fail(request, exc, timings, deadline, audit)
-            return
-        await self._respond(request, result.outcome, timings, deadline, audit, extra=result)
-
-    async def _fail(
-        self,
-        request: QueryRequest,
-        exc: QueryBusError,
-        timings: Timings,
-        deadline: Deadline,
-        audit: _Audit,
-    ) -> None:
-        """Reply with ``exc`` (values masked), and audit it."""
-        timings.total = time.perf_counter() - audit.started
-        await self._replies.failure(
-            request.reply_to,
-            request.id,
-            exc,
-            timings,
-            deadline,
-            client=request.client,
-            params=request.params,
-        )
-        self._audit(audit.failed(exc))
-
-    def _admit(
-        self, record: Record, request: QueryRequest, audit: _Audit
-    ) -> tuple[Identity | None, RolePolicy]:
-        """Who sent ``request`` (its verified token) and the limits of its role;
-        one token from the subject's rate bucket.
-
-        Raises:
-            AuthenticationError: no valid token and no anonymous role.
-            PermissionDeniedError: the token names a role outside the allowlist.
-            RateLimitedError: the subject is over its role's rate.
-        """
-        identity: Identity | None = None
-        if self.verifier is not None:
-            identity = self.verifier.verify_header(record.header(Headers.AUTHORIZATION))
-            audit.identity = identity
-        limits = self.roles.for_role(identity.role if identity is not None else None)
-        if limits.rate is not None:
-            # Per subject; without identities the client id, which callers
-            # choose: a soft limit only (docs/security.md).
-            subject = identity.subject if identity is not None else f"client:{request.client}"
-            self._rates.check(subject, limits.rate, limits.burst or 1)
-        return identity, limits
-
-    async def _execute(
-        self,
-        request: QueryRequest,
-        deadline: Deadline,
-        identity: Identity | None = None,
-        limits: RolePolicy | None = None,
-        audit: _Audit | None = None,
-    ) -> Outcome:
-        """Check, decode, and run the request as one :class:`Job`.
-
-        Raises:
-            DeadlineExceededError: it expired (before anything, so an expired
-                request costs no parsing and no database round trip).
-            RequestRejectedError: the policy refused it.
-            PermissionDeniedError: the role's policy refused it.
-            ProtocolError: its parameters do not decode.
-            QueryBusError: whatever the executor raises.
-        """
-        return await self.executor.run(self._job(request, deadline, identity, limits, audit))
-
-    def _job(
-        self,
-        request: QueryRequest,
-        deadline: Deadline,
-        identity: Identity | None = None,
-        limits: RolePolicy | None = None,
-        audit: _Audit | None = None,
-    ) -> Job:
-        """Check and decode the request into one :class:`Job` (see :meth:`_execute`)."""
-        deadline.left()
-        statement = self.policy.check(request)
-        if audit is not None:
-            audit.statement = statement
-        if limits is not None:
-            limits.check(statement)
-            deadline = deadline.capped(limits.statement_timeout)
-        params: Sequence[Any]
-        try:
-            params = (
-                [decode_row(p) for p in request.params]
-                if request.many
-                else decode_row(request.params)
-            )
-        except (ProtocolError, TypeError) as exc:
-            raise ProtocolError(f"invalid parameters: {exc}") from exc
-        return Job(
-            request,
-            params,
-            statement,
-            deadline,
-            identity=identity,
-            max_rows=None if limits is None else limits.max_rows,
         )
 
     def _spawn(self, coro: Any) -> None:
@@ -810,69 +566,3 @@ class AdapterService:
 
     async def _http_metrics(self) -> Response:
         return 200, "text/plain; version=0.0.4", self.metrics.render()
-
-
-_reply_decoder = msgspec.json.Decoder(dict[str, Any])
-
-
-def _with_id(data: bytes, correlation_id: str) -> bytes:
-    # A cached idempotent reply answers a new request: give it that request's id.
-    doc = _reply_decoder.decode(data)
-    doc["id"] = correlation_id
-    return msgspec.json.encode(doc)
-
-
-class _Audit:
-    """What one request's audit record says, gathered on its way through the
-    adapter: who (once verified), what (once parsed), and how it ended.
-    Parameter values only when the operator asked for them."""
-
-    __slots__ = ("adapter", "identity", "request", "started", "statement", "with_params")
-
-    def __init__(
-        self, request: QueryRequest, started: float, *, adapter: str, with_params: bool
-    ) -> None:
-        self.request = request
-        self.adapter = adapter
-        self.started = started
-        self.with_params = with_params
-        self.identity: Identity | None = None
-        self.statement: Statement | None = None
-
-    def _record(
-        self,
-        outcome: str,
-        *,
-        target: str = "",
-        sqlstate: str | None = None,
-        rowcount: int | None = None,
-    ) -> AuditRecord:
-        identity, statement, request = self.identity, self.statement, self.request
-        return AuditRecord(
-            ts=time.time(),
-            id=request.id,
-            client=request.client,
-            adapter=self.adapter,
-            subject=None if identity is None else identity.subject,
-            role=None if identity is None else identity.role,
-            anonymous=identity is not None and identity.anonymous,
-            fingerprint=None if statement is None else statement.fingerprint,
-            operation=None if statement is None else statement.operation,
-            statement_type=None if statement is None else statement.statement_type,
-            target=target or None,
-            outcome=outcome,
-            sqlstate=sqlstate,
-            rowcount=rowcount,
-            duration=time.perf_counter() - self.started,
-            params=request.params if self.with_params else None,
-        )
-
-    def failed(self, exc: QueryBusError, target: str = "") -> AuditRecord:
-        return self._record(exc.code, target=target, sqlstate=getattr(exc, "sqlstate", None))
-
-    def succeeded(self, outcome: Outcome, target: str) -> AuditRecord:
-        return self._record("ok", target=target, rowcount=outcome.rowcount)
-
-    def replayed(self) -> AuditRecord:
-        # Answered from the idempotency cache: nothing ran.
-        return self._record("ok", target="replay")

@@ -32,7 +32,7 @@ from rich.table import Table
 
 from querybus.cli.common import console
 from querybus.client import QueryClient
-from querybus.config import BusSettings, PostgresSettings, TopicNames
+from querybus.config import BusSettings, ClientSettings, PostgresSettings, TopicNames
 from querybus.errors import ConfigurationError, QueryBusError
 from querybus.identity import issue_token
 
@@ -62,6 +62,20 @@ def bench(
             "(creates the role querybus_bench_reader with POSTGRES_ADMIN_USER)."
         ),
     ] = False,
+    direct_mode: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure QueryClient in direct mode (QUERYBUS_MODE=direct: the adapter's "
+            "handling in the caller's process, on its own pool): the cost of the switch."
+        ),
+    ] = False,
+    workload: Annotated[
+        str,
+        typer.Option(
+            help="point: one point query; tx3: an interactive transaction of three statements "
+            "(SELECT … FOR UPDATE, UPDATE, SELECT); batch3: the same three as one batch."
+        ),
+    ] = "point",
     external: Annotated[
         bool,
         typer.Option(
@@ -82,6 +96,8 @@ def bench(
                 log=None if as_json else console(stderr=True),
                 rounds=rounds,
                 identity=identity,
+                workload=workload,
+                direct_mode=direct_mode,
             )
         )
     except QueryBusError as exc:
@@ -193,6 +209,8 @@ async def _start_adapter(
         "QUERYBUS_ROLES": "",
         "QUERYBUS_ANON_ROLE": "",
         "QUERYBUS_POLICY_FILE": "",
+        # Every connection may hold a transaction (tx3): the limit is the pool.
+        "QUERYBUS_TX_MAX_OPEN": str(pool_size),
         **extra_env,
     }
     if log:
@@ -214,11 +232,64 @@ async def _stop_adapter(adapter: asyncio.subprocess.Process) -> None:
             await adapter.wait()
 
 
-def _point_query(client: QueryClient) -> Callable[[int], Awaitable[Any]]:
+Call = Callable[[int], Awaitable[Any]]
+
+# The three statements of the tx3 and batch3 workloads: a read-then-write
+# transaction on one row (the UPDATE changes nothing, so rows stay as set up).
+_TX = (
+    f"SELECT price FROM {_TABLE} WHERE id = $1 FOR UPDATE",
+    f"UPDATE {_TABLE} SET price = price WHERE id = $1",
+    f"SELECT name FROM {_TABLE} WHERE id = $1",
+)
+
+
+def _point_query(client: QueryClient) -> Call:
     async def call(key: int) -> Any:
         return await client.fetchrow(_QUERY, key)
 
     return call
+
+
+def _point_query_direct(pool: asyncpg.Pool) -> Call:
+    async def call(key: int) -> Any:
+        return await pool.fetchrow(_QUERY, key)
+
+    return call
+
+
+def _transaction(client: QueryClient) -> Call:
+    async def call(key: int) -> Any:
+        async with client.transaction() as tx:
+            await tx.fetchval(_TX[0], key)
+            await tx.execute(_TX[1], key)
+            return await tx.fetchval(_TX[2], key)
+
+    return call
+
+
+def _transaction_direct(pool: asyncpg.Pool) -> Call:
+    async def call(key: int) -> Any:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.fetchval(_TX[0], key)
+            await conn.execute(_TX[1], key)
+            return await conn.fetchval(_TX[2], key)
+
+    return call
+
+
+def _batch(client: QueryClient) -> Call:
+    async def call(key: int) -> Any:
+        return await client.batch([(sql, (key,)) for sql in _TX])
+
+    return call
+
+
+#: workload → (the call through querybus, the same work on asyncpg directly)
+_WORKLOADS: dict[str, tuple[Callable[[QueryClient], Call], Callable[[asyncpg.Pool], Call]]] = {
+    "point": (_point_query, _point_query_direct),
+    "tx3": (_transaction, _transaction_direct),
+    "batch3": (_batch, _transaction_direct),
+}
 
 
 def _median(rounds: list[dict[str, float]]) -> dict[str, float]:
@@ -235,10 +306,16 @@ async def run_bench(
     log: Console | None,
     rounds: int = 1,
     identity: bool = False,
+    workload: str = "point",
+    direct_mode: bool = False,
 ) -> dict[str, Any]:
     """Run every side in ``rounds`` interleaved rounds; return the medians as
     ``{"bus", "direct", "ratio", "setup", "rounds"}`` (and ``"identity"``,
     ``"ratio_identity"`` with ``identity``)."""
+    if workload not in _WORKLOADS:
+        raise ConfigurationError(
+            f"unknown workload {workload!r}: one of {', '.join(sorted(_WORKLOADS))}"
+        )
     pg = PostgresSettings.from_env()
     base = BusSettings.from_env()
     await _prepare_table(pg.dsn)
@@ -271,9 +348,13 @@ async def run_bench(
             await client.start()
             clients.append(client)
             await client.fetchval("SELECT 1", timeout=60.0)  # waits until its adapter has joined
-            calls[name] = _point_query(client)
-        pool = direct_pool
-        calls["direct"] = lambda key: pool.fetchrow(_QUERY, key)
+            calls[name] = _WORKLOADS[workload][0](client)
+        if direct_mode:
+            client = QueryClient(ClientSettings(bus=base, mode="direct", dsn=pg.dsn), timeout=60.0)
+            await client.start()
+            clients.append(client)
+            calls["direct_mode"] = _WORKLOADS[workload][0](client)
+        calls["direct"] = _WORKLOADS[workload][1](direct_pool)
 
         for name, call in calls.items():
             if log:
@@ -308,7 +389,8 @@ async def run_bench(
             "qps": round(bus_figures["qps"] / direct_figures["qps"], 3),
         },
         "setup": {
-            "query": _QUERY,
+            "workload": workload,
+            "query": _QUERY if workload == "point" else list(_TX),
             "requests": requests,
             "concurrency": concurrency,
             "pool_size": pool_size,
@@ -318,6 +400,14 @@ async def run_bench(
         },
         "rounds": measured,
     }
+    if direct_mode:
+        mode = figures["direct_mode"]
+        report["direct_mode"] = mode
+        report["ratio_direct_mode"] = {
+            "p50": round(mode["p50_ms"] / direct_figures["p50_ms"], 2),
+            "p99": round(mode["p99_ms"] / direct_figures["p99_ms"], 2),
+            "qps": round(mode["qps"] / direct_figures["qps"], 3),
+        }
     if identity:
         with_identity = figures["identity"]
         report["identity"] = with_identity
@@ -332,8 +422,8 @@ async def run_bench(
 def _print(report: dict[str, Any]) -> None:
     setup = report["setup"]
     table = Table(
-        title=f"{setup['requests']} point queries, concurrency {setup['concurrency']}, "
-        f"pool {setup['pool_size']}, {setup['cores']} cores, "
+        title=f"{setup['requests']} requests of {setup['workload']}, "
+        f"concurrency {setup['concurrency']}, pool {setup['pool_size']}, {setup['cores']} cores, "
         f"median of {setup['rounds']} interleaved rounds"
     )
     for col in ("", "p50 ms", "p95 ms", "p99 ms", "queries/s"):
@@ -341,6 +431,7 @@ def _print(report: dict[str, Any]) -> None:
     labels = {
         "bus": "querybus",
         "identity": "querybus + identity",
+        "direct_mode": "QueryClient, direct mode",
         "direct": "asyncpg direct",
     }
     for side, label in labels.items():
@@ -356,6 +447,9 @@ def _print(report: dict[str, Any]) -> None:
         )
     r = report["ratio"]
     table.add_row("bus / direct", f"{r['p50']}x", "", f"{r['p99']}x", f"{r['qps']}x")
+    if "ratio_direct_mode" in report:
+        r = report["ratio_direct_mode"]
+        table.add_row("direct mode / asyncpg", f"{r['p50']}x", "", f"{r['p99']}x", f"{r['qps']}x")
     if "ratio_identity" in report:
         r = report["ratio_identity"]
         table.add_row("identity / bus", f"{r['p50']}x", "", f"{r['p99']}x", f"{r['qps']}x")

@@ -28,7 +28,7 @@ from querybus.cli.common import (
     result_as_json,
     run,
 )
-from querybus.config import AdapterSettings, BusSettings, PostgresSettings
+from querybus.config import AdapterSettings, BusSettings, ClientSettings, PostgresSettings
 from querybus.errors import QueryBusError
 
 #: The caller's token, for the commands that send requests.
@@ -253,8 +253,10 @@ def query(
     async def go() -> Any:
         async with (
             discovery_from_env() as registry,
+            # QUERYBUS_MODE=direct runs it on POSTGRES_* in this process (the
+            # adapter's own checks, no bus); QUERYBUS_FALLBACK=direct when the bus is down.
             QueryClient(
-                BusSettings.from_env(), timeout=timeout, registry=registry, token=token or None
+                ClientSettings.from_env(), timeout=timeout, registry=registry, token=token or None
             ) as client,
         ):
             return await client.request(sql, values, operation_type=operation_type, route=route)

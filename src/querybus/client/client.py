@@ -1,48 +1,51 @@
 """QueryClient: run SQL through the bus and await the typed reply.
 
-One producer sends every request; one :class:`PartitionReader` reads this
-client's own reply partition (assigned manually: no group, no rebalance) and
-resolves the waiting future by correlation id. Thousands of requests can be
-in flight at once; each reply reaches exactly its caller.
+The client builds every request (correlation id, deadline, parameters in
+their wire form, the size limit, the caller's token) and hands it to a
+backend (:mod:`querybus.client.backend`): the bus (:mod:`querybus.client.bus`:
+one producer, one reader of this client's reply partition, futures by
+correlation id) or, in direct mode and as the bus's fallback, the adapter's
+own request handling in this process (:mod:`querybus.direct`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import os
-import random
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
+from querybus.client.backend import Backend, Reply, Watch, load_direct_backend
+from querybus.client.bus import BusBackend, Discovery
 from querybus.client.credentials import TokenProvider, TokenSource
-from querybus.client.result import Result, Row, row_type
+from querybus.client.result import Result, row_type
+from querybus.client.statements import Statements
 from querybus.client.transaction import (
     RETRY_IN_TRANSACTION,
     Transaction,
     retry_delay,
 )
-from querybus.config import BusSettings
+from querybus.config import BusSettings, ClientSettings
 from querybus.errors import (
+    BrokerUnavailableError,
     InterfaceError,
     PayloadTooLargeError,
-    ProtocolError,
     QueryBusError,
     RequestTimeoutError,
     TokenExpiredError,
-    TransportError,
 )
 from querybus.observability.client_metrics import ClientMetrics
 from querybus.protocol import (
     BatchItem,
-    Headers,
     OperationType,
     QueryFailure,
     QueryRequest,
@@ -51,13 +54,12 @@ from querybus.protocol import (
     RoutePreference,
     TxOp,
     TxOptions,
-    decode_reply,
     decode_rows,
     encode,
     encode_row,
 )
 from querybus.protocol.errors import error_from_info
-from querybus.transport import PartitionReader, Producer, Record, TopicSpec, Transport, connect
+from querybus.transport import Producer, Transport
 
 __all__ = ["ClientState", "QueryClient"]
 
@@ -65,9 +67,9 @@ log = logging.getLogger("querybus.client")
 
 T = TypeVar("T")
 
-#: Waits for a reply alongside the reply itself and raises when it should
-#: not be waited for any longer (a transaction's adapter that died).
-Watch = Callable[[], Awaitable[None]]
+#: The reply address of requests built while the bus is not connected (they
+#: run directly; nothing is ever sent to it).
+_NOWHERE = ReplyAddress("direct", 0)
 
 
 class ClientState(enum.Enum):
@@ -76,20 +78,14 @@ class ClientState(enum.Enum):
     CLOSED = "closed"
 
 
-class _Discovery(Protocol):
-    """What the client needs from a registry client (querybus.registry.RegistryClient)."""
-
-    async def discover(self, name: str) -> Sequence[Any]: ...
-
-
 def lsn_to_int(lsn: str) -> int:
     """PostgreSQL's ``XXX/YYYYYYYY`` WAL position as an integer, for comparison."""
     hi, _, lo = lsn.partition("/")
     return (int(hi, 16) << 32) | int(lo, 16)
 
 
-class QueryClient:
-    """Runs SQL against PostgreSQL through querybus adapters.
+class QueryClient(Statements):
+    """Runs SQL against PostgreSQL through querybus adapters (or directly).
 
     Usage::
 
@@ -98,7 +94,9 @@ class QueryClient:
 
     Args:
         bus: Kafka bootstrap servers (``"host:port"``), ``"memory://NAME"`` for
-            the in-process bus, or a :class:`BusSettings`.
+            the in-process bus, a :class:`BusSettings`, or a
+            :class:`ClientSettings` (the bus and the migration switch, e.g.
+            ``ClientSettings.from_env()``, which reads ``QUERYBUS_MODE``).
         transport: an already built transport (overrides ``bus`` for connecting;
             the client does not close it).
         timeout: default per-request timeout, seconds.
@@ -116,23 +114,66 @@ class QueryClient:
             ``exp`` (every 60 s when it has none), and when an adapter replied
             ``token_expired`` (the request is then sent once more, same
             idempotency key). Concurrent requests share one call.
+        mode: ``"bus"`` or ``"direct"``: the same calls run in this process on
+            an asyncpg pool of ``dsn``, through the adapter's own request
+            handling (needs ``querybus[adapter]``; tokens are not used). None:
+            the settings' (``bus`` by default).
+        fallback: ``"direct"``: in bus mode, run requests directly while the
+            bus is unreachable (``BrokerUnavailableError`` at start or when
+            sending), logged once per outage and counted in
+            ``metrics.fallbacks``; the bus is probed every
+            ``fallback_probe_interval`` seconds and used again once it answers.
+            Interactive transactions stay where they began. None: the settings'.
+        dsn: the PostgreSQL server of direct mode and of the fallback. None:
+            the settings'.
+
+    Raises:
+        ConfigurationError: an unknown mode or fallback, direct mode (or the
+            fallback) without a DSN, or without the adapter's libraries.
     """
+
+    #: Seconds a transaction's request waits for its reply before the adapter
+    #: holding the transaction is pinged (then again every as many seconds).
+    tx_probe_interval: float = 2.0
+    #: Seconds a ping may take before the transaction counts as lost.
+    tx_ping_timeout: float = 3.0
+    #: Seconds between probes of the bus while requests fall back to direct.
+    fallback_probe_interval: float = 5.0
+    #: Seconds one probe of the bus may take.
+    fallback_probe_timeout: float = 5.0
 
     def __init__(
         self,
-        bus: str | BusSettings = "127.0.0.1:9092",
+        bus: str | BusSettings | ClientSettings = "127.0.0.1:9092",
         *,
         transport: Transport | None = None,
         timeout: float = 30.0,
         client_id: str | None = None,
         reply_partition: int | None = None,
-        registry: _Discovery | None = None,
+        registry: Discovery | None = None,
         service_name: str = "database-adapter",
         read_your_writes: bool = True,
         token: str | None = None,
         token_provider: TokenProvider | None = None,
+        mode: str | None = None,
+        fallback: str | None = None,
+        dsn: str | None = None,
     ) -> None:
-        self._settings = bus if isinstance(bus, BusSettings) else BusSettings(bootstrap_servers=bus)
+        if isinstance(bus, ClientSettings):
+            config = bus
+        else:
+            config = ClientSettings(
+                bus=bus if isinstance(bus, BusSettings) else BusSettings(bootstrap_servers=bus)
+            )
+        if mode is not None or fallback is not None or dsn is not None:
+            config = dataclasses.replace(
+                config,
+                mode=config.mode if mode is None else mode,
+                fallback=config.fallback if fallback is None else fallback,
+                dsn=config.dsn if dsn is None else dsn,
+            )
+        self.config = config
+        self._settings = config.bus
         if timeout <= 0:
             raise InterfaceError("timeout must be positive")
         self._tokens: TokenSource | None = (
@@ -140,22 +181,10 @@ class QueryClient:
             if token is None and token_provider is None
             else TokenSource(token=token, provider=token_provider)
         )
-        self._own_transport = transport is None
-        self._transport: Transport | None = transport
         self.timeout = timeout
         self.client_id = client_id or f"qb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._reply_partition = reply_partition
-        self._registry = registry
-        self._service_name = service_name
         self._read_your_writes = read_your_writes
         self._state = ClientState.UNOPENED
-        self._producer: Producer | None = None
-        self._reader: PartitionReader | None = None
-        self._reader_task: asyncio.Task[None] | None = None
-        self._pending: dict[str, asyncio.Future[QueryResult | QueryFailure]] = {}
-        self._reply_to: ReplyAddress | None = None
-        self._client_header = self.client_id.encode()
-        self._request_topic = self._settings.topics.request
         self._last_lsn: str | None = None
         self._last_lsn_int = -1
         self.metrics = ClientMetrics()
@@ -163,12 +192,31 @@ class QueryClient:
         self._transactions: weakref.WeakValueDictionary[str, Transaction] = (
             weakref.WeakValueDictionary()
         )
-
-    #: Seconds a transaction's request waits for its reply before the adapter
-    #: holding the transaction is pinged (then again every as many seconds).
-    tx_probe_interval: float = 2.0
-    #: Seconds a ping may take before the transaction counts as lost.
-    tx_ping_timeout: float = 3.0
+        self._bus: BusBackend | None = None
+        if config.mode == "bus":
+            self._bus = BusBackend(
+                config.bus,
+                transport=transport,
+                client_id=self.client_id,
+                reply_partition=reply_partition,
+                registry=registry,
+                service_name=service_name,
+                metrics=self.metrics,
+                on_lost=self._on_lost,
+            )
+        # Built now, so that a caller without the adapter's libraries learns it
+        # at once rather than in the middle of an outage.
+        self._direct: Backend | None = None
+        if config.needs_dsn:
+            assert config.dsn is not None
+            self._direct = load_direct_backend(
+                config.dsn, bus=config.bus, client_id=self.client_id, on_lost=self._on_lost
+            )
+        self._direct_started = False
+        self._direct_lock = asyncio.Lock()
+        # The fallback: requests run directly while this is set.
+        self._falling_back = False
+        self._probe_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -177,116 +225,74 @@ class QueryClient:
         return self._state
 
     @property
+    def mode(self) -> str:
+        """``"bus"`` or ``"direct"``."""
+        return self.config.mode
+
+    @property
+    def falling_back(self) -> bool:
+        """Whether requests run directly now because the bus is unreachable."""
+        return self._falling_back
+
+    @property
     def request_topic(self) -> str:
         """The topic requests go to (discovered from the registry when one is given)."""
-        return self._request_topic
+        return self._settings.topics.request if self._bus is None else self._bus.request_topic
 
     @property
     def reply_address(self) -> ReplyAddress:
-        if self._reply_to is None:
-            raise InterfaceError("the client is not started")
-        return self._reply_to
+        if self._bus is None or not self._bus.started:
+            raise InterfaceError("the client is not started (or not connected to the bus)")
+        return self._bus.reply_to
+
+    @property
+    def _producer(self) -> Producer | None:
+        """The bus's producer (for tests that write raw records)."""
+        return None if self._bus is None else self._bus._producer
 
     async def start(self) -> None:
-        """Connect, make sure the topics exist, and position the reply reader.
+        """Connect (to the bus, or in direct mode to PostgreSQL).
 
         Raises:
             InterfaceError: the client was already started or closed.
-            TransportError: the bus cannot be reached.
+            TransportError: the bus cannot be reached (and there is no fallback).
+            OperationalError: (direct mode) PostgreSQL cannot be reached.
         """
         if self._state is not ClientState.UNOPENED:
             raise InterfaceError(f"cannot start a client that is {self._state.value}")
         self._state = ClientState.OPEN
         try:
-            await self._open()
+            if self._bus is None:
+                await self._start_direct()
+            else:
+                try:
+                    await self._bus.start()
+                except BrokerUnavailableError as exc:
+                    if self._direct is None:
+                        raise
+                    await self._fall_back(exc)
         except BaseException:
             await self.stop()
             raise
 
-    async def _open(self) -> None:
-        s = self._settings
-        if self._transport is None:
-            self._transport = connect(
-                s.bootstrap_servers,
-                client_id=self.client_id,
-                max_message_bytes=s.max_message_bytes,
-                security=s.security,
-            )
-        transport = self._transport
-        # Replies come on the shared response topic, or on this caller's own
-        # reply topic (settings.reply_topic, readable only by it under Kafka
-        # ACLs); such a client may not even describe the shared topics, so it
-        # only makes sure of the two it uses.
-        replies = s.client_reply_topic
-        if s.reply_topic is None:
-            specs = [
-                TopicSpec(s.topics.request, partitions=s.request_partitions),
-                TopicSpec(s.topics.response, partitions=s.response_partitions),
-                TopicSpec(s.topics.error, partitions=1),
-            ]
-        else:
-            specs = [
-                TopicSpec(s.topics.request, partitions=s.request_partitions),
-                TopicSpec(replies, partitions=s.response_partitions),
-            ]
-        await transport.create_topics(specs)
-        await self._discover_request_topic()
-        partitions = await transport.partition_count(replies)
-        partition = self._reply_partition
-        if partition is None:
-            partition = random.randrange(partitions)
-        elif not 0 <= partition < partitions:
-            raise InterfaceError(
-                f"reply partition {partition} does not exist ({replies} has {partitions})"
-            )
-        self._reply_to = ReplyAddress(replies, partition)
-        self._producer = transport.producer()
-        await self._producer.start()
-        # start() resolves the end position, so no reply to a later request is missed.
-        self._reader = transport.partition_reader(replies, [partition], start_at="end")
-        await self._reader.start()
-        self._reader_task = asyncio.create_task(
-            self._read_replies(), name=f"{self.client_id}-replies"
-        )
-
-    async def _discover_request_topic(self) -> None:
-        if self._registry is None:
-            return
-        try:
-            instances = await asyncio.wait_for(self._registry.discover(self._service_name), 5.0)
-            endpoint = str(instances[0].endpoint)
-        except (TimeoutError, QueryBusError, IndexError, OSError) as exc:
-            log.warning(
-                "registry lookup of %r failed (%s); using the configured topic %s",
-                self._service_name,
-                exc,
-                self._request_topic,
-            )
-            return
-        self._request_topic = endpoint
-
     async def stop(self) -> None:
-        """Fail the requests still waiting, then close the producer and the reader.
+        """Fail the requests still waiting, then disconnect.
 
         Safe to call twice, and after a failed start.
         """
         if self._state is ClientState.CLOSED:
             return
         self._state = ClientState.CLOSED
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(InterfaceError("the client was closed"))
-        self._pending.clear()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
+        if self._probe_task is not None:
+            self._probe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
-        for closeable in (self._reader, self._producer):
-            if closeable is not None:
-                with contextlib.suppress(QueryBusError):
-                    await closeable.stop()
-        if self._own_transport and self._transport is not None:
-            await self._transport.close()
+                await self._probe_task
+        if self._bus is not None:
+            await self._bus.stop()
+        if self._direct is not None and self._direct_started:
+            self._direct_started = False
+            with contextlib.suppress(QueryBusError):
+                await self._direct.stop()
 
     async def __aenter__(self) -> QueryClient:
         await self.start()
@@ -295,68 +301,73 @@ class QueryClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # -- replies -----------------------------------------------------------
+    # -- direct mode and the fallback ------------------------------------------
 
-    async def _read_replies(self) -> None:
-        assert self._reader is not None
-        reader = self._reader
-        while True:
+    async def _start_direct(self) -> Backend:
+        direct = self._direct
+        assert direct is not None
+        async with self._direct_lock:
+            if not self._direct_started:
+                await direct.start()
+                self._direct_started = True
+        return direct
+
+    async def _fall_back(self, exc: BaseException) -> Backend:
+        """The bus is unreachable: run requests directly until it answers again."""
+        direct = await self._start_direct()
+        if not self._falling_back and self._state is ClientState.OPEN:
+            self._falling_back = True
+            self.metrics.fallback_outages += 1
+            log.warning(
+                "the bus is unreachable (%s): requests run directly on PostgreSQL until it "
+                "answers again (probed every %g s)",
+                exc,
+                self.fallback_probe_interval,
+            )
+            self._probe_task = asyncio.create_task(
+                self._probe_bus(), name=f"{self.client_id}-bus-probe"
+            )
+        return direct
+
+    async def _probe_bus(self) -> None:
+        """While falling back: every ``fallback_probe_interval`` seconds, ask
+        the bus (start it, when it never started); once it answers, requests
+        go through it again."""
+        bus = self._bus
+        assert bus is not None
+        while self._falling_back:
+            await asyncio.sleep(self.fallback_probe_interval)
             try:
-                records = await reader.getmany(timeout=1.0)
-            except TransportError as exc:
-                # The broker may come back; the requests waiting have their own timeouts.
-                log.warning("reading replies failed: %s", exc)
-                await asyncio.sleep(0.5)
+                await bus.probe(self.fallback_probe_timeout)
+            except (QueryBusError, TimeoutError, OSError) as exc:
+                log.debug("the bus is still unreachable: %s", exc)
                 continue
-            for record in records:
-                try:
-                    self._on_reply(record)
-                except Exception:
-                    # One odd record (a foreign producer on our partition, a bad
-                    # header) must not stop the reader every caller depends on.
-                    self.metrics.undecodable_replies += 1
-                    log.exception("skipped an unreadable record at offset %d", record.offset)
+            self._falling_back = False
+            log.warning(
+                "the bus answers again: requests go through it again (%d ran directly)",
+                self.metrics.fallbacks,
+            )
 
-    def _on_reply(self, record: Record) -> None:
-        # Other clients may share this partition: skip their replies unread.
-        owner = record.header(Headers.CLIENT_ID)
-        if owner is not None and owner != self._client_header:
-            return
-        cid_raw = record.header(Headers.CORRELATION_ID)
-        fut = self._pending.get(cid_raw.decode()) if cid_raw else None
-        if fut is None:
-            tx_raw = record.header(Headers.TRANSACTION)
-            if tx_raw is not None:
-                self._on_lost_notice(tx_raw.decode(errors="replace"), record)
-                return
-        if fut is None or fut.done():
-            self.metrics.late_replies += 1
-            log.debug("dropped a late or unknown reply (correlation id %r)", cid_raw)
-            return
-        try:
-            if record.value is None:
-                raise ProtocolError("empty reply")
-            reply = decode_reply(record.value)
-        except ProtocolError as exc:
-            self.metrics.undecodable_replies += 1
-            fut.set_exception(exc)
-            return
-        self.metrics.replies += 1
-        fut.set_result(reply)
+    def _backend(self) -> Backend:
+        """Where a new request (or transaction) goes now."""
+        if self._bus is None or self._falling_back:
+            assert self._direct is not None
+            if self._bus is not None:
+                self.metrics.fallbacks += 1
+            return self._direct
+        return self._bus
 
-    def _on_lost_notice(self, tx_id: str, record: Record) -> None:
-        """An adapter rolled back one of our transactions behind our back."""
+    def _on_lost(self, tx_id: str, reason: str) -> None:
+        """A transaction was rolled back behind our back (the backend's notice)."""
         tx = self._transactions.pop(tx_id, None)
-        if tx is None:
-            return
-        reason = "the adapter holding it rolled it back"
-        with contextlib.suppress(ProtocolError):
-            reply = decode_reply(record.value or b"")
-            if isinstance(reply, QueryFailure):
-                reason = reply.error.message
-        tx._lost(reason)
+        if tx is not None:
+            tx._lost(reason)
 
     # -- requests ----------------------------------------------------------
+
+    def _reply_to(self) -> ReplyAddress:
+        bus = self._bus
+        return bus.reply_to if bus is not None and bus.started else _NOWHERE
 
     def _new_request(
         self,
@@ -373,7 +384,7 @@ class QueryClient:
         batch: list[BatchItem] | None = None,
     ) -> QueryRequest:
         """A request of a transaction or a batch (no routing options)."""
-        if self._state is not ClientState.OPEN or self._reply_to is None:
+        if self._state is not ClientState.OPEN:
             raise InterfaceError(f"the client is {self._state.value}, not open")
         now = time.time()
         return QueryRequest(
@@ -383,7 +394,7 @@ class QueryClient:
             sql=sql,
             params=wire_params or [],
             many=many,
-            reply_to=self._reply_to,
+            reply_to=self._reply_to(),
             deadline=now + timeout,
             sent_at=now,
             tx=tx,
@@ -401,9 +412,33 @@ class QueryClient:
         topic: str | None = None,
         partition: int | None = None,
         watch: Watch | None = None,
+        backend: Backend | None = None,
     ) -> tuple[QueryResult, float]:
         """Send ``request`` (to ``topic``/``partition``, else the request
         topic) and return its successful reply and the time it took.
+
+        Raises:
+            what the reply's error is; RequestTimeoutError; what ``watch`` raises.
+        """
+        reply, elapsed, _ = await self._call(
+            request, timeout=timeout, topic=topic, partition=partition, watch=watch, backend=backend
+        )
+        return reply, elapsed
+
+    async def _call(
+        self,
+        request: QueryRequest,
+        *,
+        timeout: float,
+        key: bytes | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        watch: Watch | None = None,
+        backend: Backend | None = None,
+    ) -> tuple[QueryResult, float, Backend]:
+        """Send ``request`` on ``backend`` (None: wherever new requests go now,
+        falling back to direct when the bus turns out unreachable) and return
+        its successful reply, the time it took and the backend that answered.
 
         Raises:
             what the reply's error is; RequestTimeoutError; what ``watch`` raises.
@@ -413,25 +448,47 @@ class QueryClient:
             raise PayloadTooLargeError(
                 f"request is {len(data)} bytes; the limit is {self._settings.max_message_bytes}"
             )
+        pinned = backend is not None
+        chosen: Backend = self._backend() if backend is None else backend
         cid = request.id
         self.metrics.requests += 1
         started = time.perf_counter()
         try:
+            # One timeout for everything the call waits for: the token, the
+            # reply, and the one resend after a token_expired reply.
             async with asyncio.timeout(timeout):
-                token = None if self._tokens is None else await self._tokens.current()
-                reply = await self._exchange(
-                    cid, data, None, token, topic=topic, partition=partition, watch=watch
-                )
+                token = None
+                if self._tokens is not None and chosen is self._bus:
+                    token = await self._tokens.current()
+                try:
+                    reply = await chosen.exchange(
+                        request,
+                        data,
+                        token,
+                        key=key,
+                        topic=topic,
+                        partition=partition,
+                        watch=watch,
+                    )
+                except BrokerUnavailableError as exc:
+                    # Nothing was sent: the request may run elsewhere.
+                    if pinned or chosen is not self._bus or self._direct is None:
+                        raise
+                    chosen = await self._fall_back(exc)
+                    self.metrics.fallbacks += 1
+                    reply = await chosen.exchange(request, data, None, key=key)
                 if self._should_refresh(reply):
                     assert self._tokens is not None
                     token = await self._tokens.refresh(token)
-                    cid = uuid.uuid4().hex
+                    stale_cid, cid = cid, uuid.uuid4().hex
+                    log.info("token expired (correlation id %s); resending as %s", stale_cid, cid)
+                    # Same deadline and idempotency key; nothing ran the first time.
                     request = msgspec.structs.replace(request, id=cid, sent_at=time.time())
-                    reply = await self._exchange(
-                        cid,
+                    reply = await chosen.exchange(
+                        request,
                         encode(request),
-                        None,
                         token,
+                        key=key,
                         topic=topic,
                         partition=partition,
                         watch=watch,
@@ -441,23 +498,48 @@ class QueryClient:
             raise RequestTimeoutError(
                 f"no reply within {timeout:g} s (correlation id {cid})"
             ) from None
+        elapsed = time.perf_counter() - started
         if isinstance(reply, QueryFailure):
-            raise error_from_info(reply.error, correlation_id=cid)
+            e = reply.error
+            if e.lsn:  # a statement that ran and wrote, though its rows did not fit
+                self._note_lsn(e.lsn)
+            raise error_from_info(e, correlation_id=cid)
         if reply.lsn:
             self._note_lsn(reply.lsn)
-        return reply, time.perf_counter() - started
+        return reply, elapsed, chosen
 
     @staticmethod
     def _coerce_operation(value: OperationType | str | None) -> OperationType | None:
         return _operation(value)
 
-    def _result(self, reply: QueryResult, elapsed: float) -> Result:
-        rt = row_type(reply.columns)
+    def _result(
+        self,
+        reply: QueryResult,
+        elapsed: float,
+        backend: Backend | None = None,
+        rows: list[list[Any]] | None = None,
+        columns: Any = None,
+        command: str | None = None,
+        rowcount: int | None = None,
+    ) -> Result:
+        """A :class:`Result` of ``reply`` (or of one of its batch outcomes:
+        ``rows``, ``columns``, ``command``, ``rowcount`` given)."""
+        if rows is None:
+            rows, columns, command, rowcount = (
+                reply.rows,
+                reply.columns,
+                reply.command,
+                reply.rowcount,
+            )
+        assert command is not None
+        assert rowcount is not None
+        decoded = rows if backend is not None and backend.decoded_rows else decode_rows(rows)
+        rt = row_type(columns)
         return Result(
-            rows=[rt(r) for r in decode_rows(reply.rows)],
-            columns=reply.columns,
-            command=reply.command,
-            rowcount=reply.rowcount,
+            rows=[rt(r) for r in decoded],
+            columns=columns,
+            command=command,
+            rowcount=rowcount,
             correlation_id=reply.id,
             timings=reply.timings,
             route=reply.route,
@@ -488,24 +570,23 @@ class QueryClient:
             InterfaceError: the client is not open, or an argument is wrong.
             TransportError: the request could not be sent.
         """
-        if self._state is not ClientState.OPEN or self._producer is None or self._reply_to is None:
+        if self._state is not ClientState.OPEN:
             raise InterfaceError(f"the client is {self._state.value}, not open")
         timeout = self.timeout if timeout is None else timeout
         op = _operation(operation_type)
-        cid = uuid.uuid4().hex
         now = time.time()
         try:
             wire_params = [encode_row(p) for p in params] if many else encode_row(params)
         except TypeError as exc:
             raise InterfaceError(f"parameters must be a sequence: {exc}") from exc
         request = QueryRequest(
-            id=cid,
+            id=uuid.uuid4().hex,
             client=self.client_id,
             op=op,
             sql=sql,
             params=wire_params,
             many=many,
-            reply_to=self._reply_to,
+            reply_to=self._reply_to(),
             deadline=now + timeout,
             sent_at=now,
             idem=idempotency_key,
@@ -513,95 +594,11 @@ class QueryClient:
             max_staleness=max_staleness,
             min_lsn=self._last_lsn if self._read_your_writes else None,
         )
-        data = encode(request)
-        if len(data) > self._settings.max_message_bytes:
-            raise PayloadTooLargeError(
-                f"request is {len(data)} bytes; the limit is {self._settings.max_message_bytes}"
-            )
         key = idempotency_key.encode() if idempotency_key else None
-        self.metrics.requests += 1
-        started = time.perf_counter()
-        try:
-            # One timeout for everything the call waits for: the token, the
-            # reply, and the one resend after a token_expired reply.
-            async with asyncio.timeout(timeout):
-                token = None if self._tokens is None else await self._tokens.current()
-                reply = await self._exchange(cid, data, key, token)
-                if self._should_refresh(reply):
-                    assert self._tokens is not None
-                    token = await self._tokens.refresh(token)
-                    stale_cid, cid = cid, uuid.uuid4().hex
-                    log.info("token expired (correlation id %s); resending as %s", stale_cid, cid)
-                    # Same deadline and idempotency key; nothing ran the first time.
-                    data = encode(msgspec.structs.replace(request, id=cid, sent_at=time.time()))
-                    reply = await self._exchange(cid, data, key, token)
-        except TimeoutError:
-            self.metrics.timeouts += 1
-            raise RequestTimeoutError(
-                f"no reply within {timeout:g} s (correlation id {cid})"
-            ) from None
-        elapsed = time.perf_counter() - started
-        if isinstance(reply, QueryFailure):
-            e = reply.error
-            if e.lsn:  # a statement that ran and wrote, though its rows did not fit
-                self._note_lsn(e.lsn)
-            raise error_from_info(e, correlation_id=cid)
-        if reply.lsn:
-            self._note_lsn(reply.lsn)
-        rt = row_type(reply.columns)
-        return Result(
-            rows=[rt(r) for r in decode_rows(reply.rows)],
-            columns=reply.columns,
-            command=reply.command,
-            rowcount=reply.rowcount,
-            correlation_id=cid,
-            timings=reply.timings,
-            route=reply.route,
-            served_by=reply.served_by,
-            elapsed=elapsed,
-            lsn=reply.lsn,
-        )
+        reply, elapsed, backend = await self._call(request, timeout=timeout, key=key)
+        return self._result(reply, elapsed, backend)
 
-    async def _exchange(
-        self,
-        cid: str,
-        data: bytes,
-        key: bytes | None,
-        token: str | None,
-        *,
-        topic: str | None = None,
-        partition: int | None = None,
-        watch: Watch | None = None,
-    ) -> QueryResult | QueryFailure:
-        """Send one encoded request and wait for its reply (and, with
-        ``watch``, stop waiting when it raises)."""
-        assert self._producer is not None
-        assert self._reply_to is not None
-        headers = [
-            (Headers.CORRELATION_ID, cid.encode()),
-            (Headers.REPLY_TOPIC, self._reply_to.topic.encode()),
-            (Headers.REPLY_PARTITION, str(self._reply_to.partition).encode()),
-            (Headers.CLIENT_ID, self._client_header),
-        ]
-        if token is not None:
-            headers.append((Headers.AUTHORIZATION, token.encode()))
-        fut: asyncio.Future[QueryResult | QueryFailure] = asyncio.get_running_loop().create_future()
-        self._pending[cid] = fut
-        try:
-            await self._producer.send(
-                self._request_topic if topic is None else topic,
-                data,
-                key=key,
-                partition=partition,
-                headers=headers,
-            )
-            if watch is None:
-                return await fut
-            return await _watched(fut, watch)
-        finally:
-            self._pending.pop(cid, None)
-
-    def _should_refresh(self, reply: QueryResult | QueryFailure) -> bool:
+    def _should_refresh(self, reply: Reply) -> bool:
         # Only an expired token is worth a new one: any other refusal would
         # be refused again.
         return (
@@ -618,38 +615,6 @@ class QueryClient:
             return
         if value > self._last_lsn_int:
             self._last_lsn_int, self._last_lsn = value, lsn
-
-    # -- asyncpg-style API -------------------------------------------------
-
-    async def execute(self, sql: str, *args: Any, timeout: float | None = None, **opts: Any) -> str:
-        """Run a statement; return its command tag (``"UPDATE 3"``)."""
-        return (await self.request(sql, args, timeout=timeout, **opts)).command
-
-    async def fetch(
-        self, sql: str, *args: Any, timeout: float | None = None, **opts: Any
-    ) -> list[Row]:
-        """Run a query; return all its rows."""
-        return (await self.request(sql, args, timeout=timeout, **opts)).rows
-
-    async def fetchrow(
-        self, sql: str, *args: Any, timeout: float | None = None, **opts: Any
-    ) -> Row | None:
-        """Run a query; return its first row, or None."""
-        rows = (await self.request(sql, args, timeout=timeout, **opts)).rows
-        return rows[0] if rows else None
-
-    async def fetchval(
-        self, sql: str, *args: Any, column: int = 0, timeout: float | None = None, **opts: Any
-    ) -> Any:
-        """Run a query; return one value of its first row, or None."""
-        row = await self.fetchrow(sql, *args, timeout=timeout, **opts)
-        return None if row is None else row[column]
-
-    async def executemany(
-        self, sql: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None, **opts: Any
-    ) -> None:
-        """Run a statement once per parameter list, atomically (one transaction)."""
-        await self.request(sql, list(args), many=True, timeout=timeout, **opts)
 
     # -- transactions ---------------------------------------------------------
 
@@ -758,25 +723,19 @@ class QueryClient:
         except (TypeError, ValueError) as exc:
             raise InterfaceError(f"a batch is a list of (sql, params) pairs: {exc}") from exc
         request = self._new_request(timeout=timeout, batch=items)
-        reply, elapsed = await self._roundtrip(request, timeout=timeout)
-        results = []
-        for outcome in reply.batch or []:
-            rt = row_type(outcome.columns)
-            results.append(
-                Result(
-                    rows=[rt(r) for r in decode_rows(outcome.rows)],
-                    columns=outcome.columns,
-                    command=outcome.command,
-                    rowcount=outcome.rowcount,
-                    correlation_id=reply.id,
-                    timings=reply.timings,
-                    route=reply.route,
-                    served_by=reply.served_by,
-                    elapsed=elapsed,
-                    lsn=reply.lsn,
-                )
+        reply, elapsed, backend = await self._call(request, timeout=timeout)
+        return [
+            self._result(
+                reply,
+                elapsed,
+                backend,
+                rows=outcome.rows,
+                columns=outcome.columns,
+                command=outcome.command,
+                rowcount=outcome.rowcount,
             )
-        return results
+            for outcome in reply.batch or []
+        ]
 
     # -- the original API ----------------------------------------------------
 
@@ -794,20 +753,6 @@ class QueryClient:
         return await self.request(
             query, params or (), operation_type=operation_type, timeout=timeout, **opts
         )
-
-
-async def _watched(fut: asyncio.Future[T], watch: Watch) -> T:
-    """``fut``'s result, unless ``watch`` raises first."""
-    probe: asyncio.Future[None] = asyncio.ensure_future(watch())
-    try:
-        waiters: list[asyncio.Future[Any]] = [fut, probe]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if fut.done():
-            return fut.result()
-        probe.result()  # raises what the watch found
-        return await fut
-    finally:
-        probe.cancel()
 
 
 def _operation(value: OperationType | str | None) -> OperationType | None:

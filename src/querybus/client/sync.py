@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
 from querybus.client.client import QueryClient
-from querybus.client.result import Result, Row
+from querybus.client.result import Result
+from querybus.client.statements import SyncStatements
 from querybus.client.transaction import (
     RETRY_IN_TRANSACTION,
     Savepoint,
@@ -24,7 +25,7 @@ from querybus.client.transaction import (
     TransactionState,
     retry_delay,
 )
-from querybus.config import BusSettings
+from querybus.config import BusSettings, ClientSettings
 from querybus.errors import InterfaceError
 
 __all__ = ["SyncQueryClient", "SyncSavepoint", "SyncTransaction"]
@@ -32,7 +33,7 @@ __all__ = ["SyncQueryClient", "SyncSavepoint", "SyncTransaction"]
 T = TypeVar("T")
 
 
-class SyncQueryClient:
+class SyncQueryClient(SyncStatements):
     """Blocking version of :class:`QueryClient`; same arguments, same methods.
 
     A ``token_provider`` is called on the background loop's thread: a slow
@@ -44,7 +45,9 @@ class SyncQueryClient:
             rows = db.fetch("SELECT * FROM agents WHERE id = $1", 42)
     """
 
-    def __init__(self, bus: str | BusSettings = "127.0.0.1:9092", **options: Any) -> None:
+    def __init__(
+        self, bus: str | BusSettings | ClientSettings = "127.0.0.1:9092", **options: Any
+    ) -> None:
         self._bus = bus
         self._options = options
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -105,21 +108,6 @@ class SyncQueryClient:
 
     def request(self, sql: str, params: Sequence[Any] = (), **options: Any) -> Result:
         return self._call(self.client.request(sql, params, **options))
-
-    def execute(self, sql: str, *args: Any, **options: Any) -> str:
-        return self._call(self.client.execute(sql, *args, **options))
-
-    def fetch(self, sql: str, *args: Any, **options: Any) -> list[Row]:
-        return self._call(self.client.fetch(sql, *args, **options))
-
-    def fetchrow(self, sql: str, *args: Any, **options: Any) -> Row | None:
-        return self._call(self.client.fetchrow(sql, *args, **options))
-
-    def fetchval(self, sql: str, *args: Any, **options: Any) -> Any:
-        return self._call(self.client.fetchval(sql, *args, **options))
-
-    def executemany(self, sql: str, args: Iterable[Sequence[Any]], **options: Any) -> None:
-        self._call(self.client.executemany(sql, list(args), **options))
 
     def query(self, query: str, params: Sequence[Any] | None = None, **options: Any) -> Result:
         return self._call(self.client.query(query, params, **options))
@@ -192,7 +180,7 @@ class SyncQueryClient:
         return self._call(self.client.transaction_status(tx_id, timeout=timeout))
 
 
-class SyncTransaction:
+class SyncTransaction(SyncStatements):
     """Blocking version of :class:`~querybus.client.Transaction`: same methods."""
 
     def __init__(self, owner: SyncQueryClient, tx: Transaction) -> None:
@@ -242,21 +230,6 @@ class SyncTransaction:
 
     def request(self, sql: str, params: Sequence[Any] = (), **options: Any) -> Result:
         return self._owner._call(self._tx.request(sql, params, **options))
-
-    def execute(self, sql: str, *args: Any, **options: Any) -> str:
-        return self._owner._call(self._tx.execute(sql, *args, **options))
-
-    def fetch(self, sql: str, *args: Any, **options: Any) -> list[Row]:
-        return self._owner._call(self._tx.fetch(sql, *args, **options))
-
-    def fetchrow(self, sql: str, *args: Any, **options: Any) -> Row | None:
-        return self._owner._call(self._tx.fetchrow(sql, *args, **options))
-
-    def fetchval(self, sql: str, *args: Any, **options: Any) -> Any:
-        return self._owner._call(self._tx.fetchval(sql, *args, **options))
-
-    def executemany(self, sql: str, args: Iterable[Sequence[Any]], **options: Any) -> None:
-        self._owner._call(self._tx.executemany(sql, list(args), **options))
 
 
 class SyncSavepoint:

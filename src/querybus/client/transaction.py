@@ -13,6 +13,10 @@ its full timeout. An adapter that rolls the transaction back on its own
 then lost and its next call raises at once. A COMMIT whose reply does not
 arrive is settled by asking any adapter for the recorded outcome (STATUS).
 The whole design: ``docs/transactions.md``.
+
+In direct mode (and when begun during a fallback to direct) the transaction
+is held by this process's own pool instead, with the same limits and
+outcomes; it never moves between the bus and direct.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import asyncio
 import contextlib
 import enum
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from querybus.client.result import Result, Row
+from querybus.client.result import Result
+from querybus.client.statements import Statements
 from querybus.errors import (
     InterfaceError,
     QueryBusError,
@@ -39,6 +44,7 @@ from querybus.protocol import OperationType, QueryResult, TxInfo, TxOp, TxOption
 from querybus.sqlstates import DeadlockDetectedError
 
 if TYPE_CHECKING:
+    from querybus.client.backend import Backend
     from querybus.client.client import QueryClient
 
 __all__ = [
@@ -74,7 +80,7 @@ class TransactionState(enum.StrEnum):
     LOST = "lost"  # rolled back behind the caller's back (adapter gone, timeouts)
 
 
-class Transaction:
+class Transaction(Statements):
     """One interactive transaction; every statement runs on the same
     PostgreSQL connection, held by one adapter.
 
@@ -104,6 +110,8 @@ class Transaction:
         self._timeout = timeout
         self._state = TransactionState.NEW
         self._info: TxInfo | None = None
+        # Where it began (the bus, or direct): every later request goes there.
+        self._backend: Backend | None = None
         self._lock = asyncio.Lock()
         self._current: str | None = None  # correlation id of the request waiting
         self._why_lost = ""
@@ -145,9 +153,10 @@ class Transaction:
             raise InterfaceError(f"the transaction is {self._state.value}; begin it only once")
         timeout = self._timeout_of(None)
         request = self._client._new_request(timeout=timeout, txop=TxOp.BEGIN, txopts=self._options)
-        reply, _ = await self._client._roundtrip(request, timeout=timeout)
+        reply, _, backend = await self._client._call(request, timeout=timeout)
         if reply.tx is None:
             raise InterfaceError("the adapter's reply to BEGIN names no transaction")
+        self._backend = backend
         self._info = reply.tx
         self._state = TransactionState.OPEN
         self._client._transactions[reply.tx.id] = self
@@ -200,8 +209,12 @@ class Transaction:
         self._end(TransactionState.COMMITTED)
 
     async def _settle(self) -> str:
-        """The recorded outcome, asked through the request topic."""
-        return await self._client.transaction_status(self.id, timeout=self._timeout_of(None))
+        """The recorded outcome, asked through the request topic (of the
+        backend it began on)."""
+        timeout = self._timeout_of(None)
+        request = self._client._new_request(timeout=timeout, tx=self.id, txop=TxOp.STATUS)
+        reply, _ = await self._client._roundtrip(request, timeout=timeout, backend=self._backend)
+        return reply.state or "rolled_back"
 
     async def rollback(self) -> None:
         """ROLLBACK. A transaction already lost or rolled back stays so (no error).
@@ -234,9 +247,8 @@ class Transaction:
             return
         self._state = TransactionState.LOST
         self._why_lost = reason
-        fut = None if self._current is None else self._client._pending.get(self._current)
-        if fut is not None and not fut.done():
-            fut.set_exception(TransactionLostError(reason))
+        if self._current is not None and self._backend is not None:
+            self._backend.fail_waiting(self._current, TransactionLostError(reason))
 
     def transaction(self) -> Savepoint:
         """A nested transaction (a savepoint): ``async with tx.transaction():``
@@ -276,37 +288,7 @@ class Transaction:
             op=self._client._coerce_operation(operation_type),
             timeout=timeout,
         )
-        return self._client._result(reply, elapsed)
-
-    async def execute(self, sql: str, *args: Any, timeout: float | None = None, **opts: Any) -> str:
-        """Run a statement; return its command tag."""
-        return (await self.request(sql, args, timeout=timeout, **opts)).command
-
-    async def fetch(
-        self, sql: str, *args: Any, timeout: float | None = None, **opts: Any
-    ) -> list[Row]:
-        """Run a query; return all its rows."""
-        return (await self.request(sql, args, timeout=timeout, **opts)).rows
-
-    async def fetchrow(
-        self, sql: str, *args: Any, timeout: float | None = None, **opts: Any
-    ) -> Row | None:
-        """Run a query; return its first row, or None."""
-        rows = (await self.request(sql, args, timeout=timeout, **opts)).rows
-        return rows[0] if rows else None
-
-    async def fetchval(
-        self, sql: str, *args: Any, column: int = 0, timeout: float | None = None, **opts: Any
-    ) -> Any:
-        """Run a query; return one value of its first row, or None."""
-        row = await self.fetchrow(sql, *args, timeout=timeout, **opts)
-        return None if row is None else row[column]
-
-    async def executemany(
-        self, sql: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None, **opts: Any
-    ) -> None:
-        """Run a statement once per parameter list (in this transaction)."""
-        await self.request(sql, list(args), many=True, timeout=timeout, **opts)
+        return self._client._result(reply, elapsed, self._backend)
 
     # -- the wire ----------------------------------------------------------------
 
@@ -354,6 +336,7 @@ class Transaction:
                     topic=info.inbox,
                     partition=info.partition,
                     watch=self._watch,
+                    backend=self._backend,
                 )
             except TransactionLostError as exc:
                 if txop is not TxOp.COMMIT:  # a COMMIT settles it by STATUS
@@ -379,6 +362,7 @@ class Transaction:
                     timeout=client.tx_ping_timeout,
                     topic=info.inbox,
                     partition=info.partition,
+                    backend=self._backend,
                 )
             except RequestTimeoutError:
                 raise TransactionLostError(

@@ -352,8 +352,8 @@ class TransactionManager:
         sql = begin_sql(options)
         if len(self._open) + self._beginning >= self.settings.max_open:
             raise TransactionBusyError(
-                f"this adapter holds {len(self._open)} open transactions, its limit "
-                f"({self.settings.max_open}); try again shortly"
+                f"this adapter holds {len(self._open)} open transactions and is beginning "
+                f"{self._beginning}; its limit is {self.settings.max_open}: try again shortly"
             )
         tx_id = uuid.uuid4().hex
         mark = (

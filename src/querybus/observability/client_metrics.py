@@ -14,7 +14,15 @@ class ClientMetrics:
     """Counters a :class:`~querybus.QueryClient` keeps (exposed as plain ints: a
     client lives inside someone else's service)."""
 
-    __slots__ = ("late_replies", "replies", "requests", "timeouts", "undecodable_replies")
+    __slots__ = (
+        "fallback_outages",
+        "fallbacks",
+        "late_replies",
+        "replies",
+        "requests",
+        "timeouts",
+        "undecodable_replies",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
@@ -23,3 +31,8 @@ class ClientMetrics:
         #: Replies that arrived after their caller gave up; dropped.
         self.late_replies = 0
         self.undecodable_replies = 0
+        #: Requests (and transactions) run directly because the bus was
+        #: unreachable (``fallback="direct"``).
+        self.fallbacks = 0
+        #: Times the client began falling back (one per outage).
+        self.fallback_outages = 0

@@ -29,9 +29,20 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from querybus.errors import ProtocolError
 
-__all__ = ["decode_row", "decode_rows", "decode_value", "encode_row", "encode_rows", "encode_value"]
+__all__ = [
+    "decode_row",
+    "decode_rows",
+    "decode_value",
+    "encode_row",
+    "encode_rows",
+    "encode_value",
+    "settle_rows",
+    "settle_value",
+]
 
 
 def _enc_float(v: float) -> Any:
@@ -162,3 +173,36 @@ def decode_row(row: Sequence[Any]) -> list[Any]:
 
 def decode_rows(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [[decode_value(v) if type(v) in _NESTED else v for v in row] for row in rows]
+
+
+# Types whose values come back from a trip over the wire exactly as they left.
+_STABLE = frozenset(
+    {str, int, bool, type(None), float, Decimal, UUID, bytes, dt.date, dt.timedelta}
+)
+
+
+def settle_value(v: Any) -> Any:
+    """``v`` as it would arrive after a trip over the wire
+    (``decode_value(json(encode_value(v)))``), without the trip for the
+    common types: for callers in the same process (direct mode), so that
+    their values have the same types as through the bus.
+
+    Raises:
+        ProtocolError: the value's type cannot travel on the wire.
+    """
+    t = type(v)
+    if t in _STABLE:
+        return v
+    if t is dt.datetime or t is dt.time:
+        if v.tzinfo is None or v.tzinfo is dt.UTC:
+            return v
+    elif t is list or t is tuple:
+        return [settle_value(x) for x in v]
+    elif isinstance(v, UUID):  # asyncpg's own UUID class
+        return UUID(int=v.int)
+    return decode_value(msgspec.json.decode(msgspec.json.encode(encode_value(v))))
+
+
+def settle_rows(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as they would arrive after a trip over the wire (see :func:`settle_value`)."""
+    return [[v if type(v) in _STABLE else settle_value(v) for v in row] for row in rows]

@@ -1,0 +1,392 @@
+"""One contract, two modes: every test runs through the bus (a real adapter on
+real Kafka) and in direct mode (the adapter's request handling in this
+process, on an asyncpg pool of the same database), with the same assertions.
+
+Direct mode is the rollback plan of a migration and its A/B baseline: a call
+must return the same values, of the same types, and raise the same typed
+errors either way. The last test points the bus at a closed port with
+``fallback="direct"``: requests still succeed, and the client counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+from tests.integration.conftest import Bus
+from tests.integration.test_end_to_end import VALUES, same
+from tests.stack import Stack
+
+import querybus.dbapi as dbapi
+from querybus.client import QueryClient, TransactionState
+from querybus.client.sync import SyncQueryClient
+from querybus.config import BusSettings, ClientSettings
+from querybus.errors import DataError, RequestRejectedError
+from querybus.sqlstates import (
+    InFailedSQLTransactionError,
+    UndefinedTableError,
+    UniqueViolationError,
+)
+
+MakeTable = Callable[[str], Awaitable[str]]
+
+MODES = ["bus", "direct"]
+
+
+def options(mode: str, stack: Stack) -> dict[str, Any]:
+    """The client's keyword arguments for ``mode``."""
+    return {} if mode == "bus" else {"mode": "direct", "dsn": stack.pg_dsn}
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def db(mode: str, bus: Bus, stack: Stack) -> QueryClient:
+    """A started client in ``mode`` (through a running adapter for ``bus``)."""
+    if mode == "bus":
+        await bus.adapter()
+    client = await bus.client(timeout=30.0, **options(mode, stack))
+    assert client.mode == mode
+    return client
+
+
+@pytest.fixture
+async def blocking(mode: str, bus: Bus, stack: Stack) -> dict[str, Any]:
+    """What a blocking client needs for ``mode`` (an adapter runs for ``bus``)."""
+    if mode == "bus":
+        await bus.adapter()
+    return {"bus": bus.settings, "timeout": 30.0, **options(mode, stack)}
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+async def test_values_round_trip(db: QueryClient) -> None:
+    for pgtype, value in VALUES:
+        got = await db.fetchval(f"SELECT $1::{pgtype} AS v", value)
+        assert same(value, got), f"{pgtype}: sent {value!r}, got {got!r}"
+    nan = await db.fetchval("SELECT $1::float8", math.nan)
+    assert isinstance(nan, float)
+    assert math.isnan(nan)
+    assert await db.fetchval("SELECT NULL::int") is None
+    # Values the database makes (not echoed parameters), of every kind at once.
+    result = await db.request(
+        "SELECT 1.50::numeric AS n, '8c5d7a1e-1b3f-4a44-9c59-0c1f5e7e2a10'::uuid AS u,"
+        " '2024-02-29'::date AS d, '2024-02-29 10:00:00+00'::timestamptz AS ts,"
+        " '{\"k\": [1, 2.5, null]}'::jsonb AS j, ARRAY[1.5, 2]::numeric[] AS a,"
+        " '\\x00ff'::bytea AS b, '1 day 2 hours'::interval AS i, 'x'::text AS t"
+    )
+    row = result.rows[0]
+    assert [(c.name, c.type) for c in result.columns] == [
+        ("n", "numeric"),
+        ("u", "uuid"),
+        ("d", "date"),
+        ("ts", "timestamptz"),
+        ("j", "jsonb"),
+        ("a", "numeric[]"),
+        ("b", "bytea"),
+        ("i", "interval"),
+        ("t", "text"),
+    ]
+    expected = {
+        "n": Decimal("1.50"),
+        "u": uuid.UUID("8c5d7a1e-1b3f-4a44-9c59-0c1f5e7e2a10"),
+        "d": dt.date(2024, 2, 29),
+        "ts": dt.datetime(2024, 2, 29, 10, tzinfo=dt.UTC),
+        "j": {"k": [1, 2.5, None]},
+        "a": [Decimal("1.5"), Decimal("2")],
+        "b": b"\x00\xff",
+        "i": dt.timedelta(days=1, hours=2),
+        "t": "x",
+    }
+    for name, value in expected.items():
+        assert same(value, row[name]), f"{name}: {row[name]!r}"
+    assert str(row["n"]) == "1.50"  # the scale survives too
+    assert result.command == "SELECT 1"
+    assert result.rowcount == 1
+
+
+# -- errors by SQLSTATE, refusals ------------------------------------------------------------
+
+
+async def test_errors_by_sqlstate(db: QueryClient, make_table: MakeTable) -> None:
+    table = await make_table("id int PRIMARY KEY")
+    await db.execute(f"INSERT INTO {table} VALUES (1)")
+    with pytest.raises(UniqueViolationError) as unique:
+        await db.execute(f"INSERT INTO {table} VALUES ($1)", 1)
+    assert unique.value.sqlstate == "23505"
+    assert unique.value.detail  # "Key (id)=(1) already exists." (values masked on the bus)
+    with pytest.raises(UndefinedTableError) as missing:
+        await db.fetch("SELECT * FROM qb_no_such_table_modes")
+    assert missing.value.sqlstate == "42P01"
+    with pytest.raises(DataError) as division:
+        await db.fetchval("SELECT 1 / $1::int", 0)
+    assert division.value.sqlstate == "22012"
+    assert not division.value.retriable
+
+
+async def test_refusals(db: QueryClient, make_table: MakeTable, pg: asyncpg.Connection) -> None:
+    table = await make_table("id int")
+    with pytest.raises(RequestRejectedError):
+        await db.execute("SET ROLE postgres")
+    with pytest.raises(RequestRejectedError, match="one SQL statement"):
+        await db.execute(f"INSERT INTO {table} VALUES (1); INSERT INTO {table} VALUES (2)")
+    with pytest.raises(RequestRejectedError, match="DELETE"):
+        await db.query(f"DELETE FROM {table}", operation_type="SELECT")
+    assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 0
+
+
+# -- executemany, the original API -----------------------------------------------------------
+
+
+async def test_executemany_is_atomic(
+    db: QueryClient, make_table: MakeTable, pg: asyncpg.Connection
+) -> None:
+    table = await make_table("id int PRIMARY KEY, note text")
+    await db.executemany(f"INSERT INTO {table} VALUES ($1, $2)", [(1, "a"), (2, "b")])
+    with pytest.raises(UniqueViolationError):
+        await db.executemany(f"INSERT INTO {table} VALUES ($1, $2)", [(3, "c"), (1, "dup")])
+    assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 2
+    result = await db.query(f"SELECT note FROM {table} ORDER BY id", operation_type="SELECT")
+    assert [r["note"] for r in result.rows] == ["a", "b"]
+    assert result.correlation_id
+
+
+async def test_idempotency_key_runs_once(
+    db: QueryClient, make_table: MakeTable, pg: asyncpg.Connection
+) -> None:
+    table = await make_table("id serial PRIMARY KEY, note text")
+    key = f"modes-{uuid.uuid4().hex}"
+    sql = f"INSERT INTO {table} (note) VALUES ($1) RETURNING id"
+    first = await db.fetchval(sql, "once", idempotency_key=key)
+    again = await db.fetchval(sql, "once", idempotency_key=key)
+    assert first == again
+    assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 1
+
+
+# -- transactions ---------------------------------------------------------------------------
+
+
+async def test_transactions_commit_rollback_savepoint(
+    db: QueryClient, make_table: MakeTable, pg: asyncpg.Connection
+) -> None:
+    table = await make_table("id int PRIMARY KEY")
+    async with db.transaction() as tx:
+        await tx.execute(f"INSERT INTO {table} VALUES (1)")
+        assert await tx.fetchval(f"SELECT count(*) FROM {table}") == 1
+        try:
+            async with tx.transaction():  # a savepoint
+                await tx.execute(f"INSERT INTO {table} VALUES (2)")
+                await tx.execute(f"INSERT INTO {table} VALUES (1)")  # duplicate
+        except UniqueViolationError:
+            pass
+        await tx.execute(f"INSERT INTO {table} VALUES (3)")
+    assert tx.state is TransactionState.COMMITTED
+    rows = await pg.fetch(f"SELECT id FROM {table} ORDER BY id")
+    assert [r["id"] for r in rows] == [1, 3]
+
+    tx = db.transaction()
+
+    async def fail_inside() -> None:
+        async with tx:
+            await tx.execute(f"INSERT INTO {table} VALUES (4)")
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        await fail_inside()
+    assert tx.state is TransactionState.ROLLED_BACK
+
+    tx = await db.begin(isolation="repeatable_read")
+    await tx.execute(f"INSERT INTO {table} VALUES (5)")
+    await tx.rollback()
+    assert await pg.fetchval(f"SELECT count(*) FROM {table} WHERE id > 3") == 0
+    assert await db.transaction_status(tx.id) == "rolled_back"
+
+
+async def test_a_failed_statement_aborts_the_transaction(
+    db: QueryClient, make_table: MakeTable, pg: asyncpg.Connection
+) -> None:
+    table = await make_table("id int PRIMARY KEY")
+    tx = await db.begin()
+    await tx.execute(f"INSERT INTO {table} VALUES (1)")
+    with pytest.raises(UniqueViolationError):
+        await tx.execute(f"INSERT INTO {table} VALUES (1)")
+    with pytest.raises(InFailedSQLTransactionError) as aborted:
+        await tx.fetchval("SELECT 1")
+    assert aborted.value.sqlstate == "25P02"
+    await tx.rollback()
+    assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 0
+
+
+async def test_run_in_transaction_and_batch(
+    db: QueryClient, make_table: MakeTable, pg: asyncpg.Connection
+) -> None:
+    table = await make_table("id int PRIMARY KEY, balance int")
+    await pg.execute(f"INSERT INTO {table} VALUES (1, 100), (2, 0)")
+
+    async def transfer(tx: Any) -> int:
+        await tx.execute(f"UPDATE {table} SET balance = balance - 30 WHERE id = 1")
+        await tx.execute(f"UPDATE {table} SET balance = balance + 30 WHERE id = 2")
+        return int(await tx.fetchval(f"SELECT sum(balance) FROM {table}"))
+
+    assert await db.run_in_transaction(transfer, isolation="serializable") == 100
+    inserted, total = await db.batch(
+        [
+            (f"INSERT INTO {table} VALUES ($1, $2) RETURNING id", (3, 5)),
+            (f"SELECT sum(balance)::numeric AS s FROM {table}", ()),
+        ]
+    )
+    assert inserted.rows[0]["id"] == 3
+    assert inserted.command == "INSERT 0 1"
+    assert same(Decimal(105), total.rows[0]["s"])
+    with pytest.raises(UniqueViolationError):
+        await db.batch(
+            [
+                (f"INSERT INTO {table} VALUES ($1, $2)", (4, 0)),
+                (f"INSERT INTO {table} VALUES ($1, $2)", (1, 0)),
+            ]
+        )
+    rows = await pg.fetch(f"SELECT id, balance FROM {table} ORDER BY id")
+    assert [tuple(r) for r in rows] == [(1, 70), (2, 30), (3, 5)]
+
+
+# -- the blocking client and the DB-API module ------------------------------------------------
+
+
+async def test_sync_client(blocking: dict[str, Any], make_table: MakeTable) -> None:
+    table = await make_table("id int PRIMARY KEY, price numeric")
+
+    def work() -> None:
+        settings = blocking.pop("bus")
+        with SyncQueryClient(settings, **blocking) as db:
+            insert = f"INSERT INTO {table} VALUES ($1, $2)"
+            assert db.execute(insert, 1, Decimal("1.5")) == "INSERT 0 1"
+            db.executemany(insert, [(2, 2), (3, 3)])
+            assert db.fetchval(f"SELECT price FROM {table} WHERE id = $1", 1) == Decimal("1.5")
+            row = db.fetchrow(f"SELECT * FROM {table} WHERE id = $1", 2)
+            assert row is not None
+            assert row["price"] == Decimal(2)
+            with db.transaction() as tx:
+                tx.execute(f"DELETE FROM {table} WHERE id = $1", 3)
+                assert tx.fetchval(f"SELECT count(*) FROM {table}") == 2
+            assert [tuple(r) for r in db.fetch(f"SELECT id FROM {table} ORDER BY id")] == [
+                (1,),
+                (2,),
+            ]
+            with pytest.raises(UniqueViolationError):
+                db.execute(insert, 1, 0)
+
+    await asyncio.to_thread(work)
+
+
+async def test_dbapi(blocking: dict[str, Any], make_table: MakeTable) -> None:
+    table = await make_table("id int PRIMARY KEY, name text")
+
+    def work() -> None:
+        settings = blocking.pop("bus")
+        conn = dbapi.connect(settings, **blocking)
+        try:
+            cur = conn.cursor()
+            cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "ada"))
+            conn.commit()
+            cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (2, "bob"))
+            with pytest.raises(dbapi.IntegrityError) as unique:
+                cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "dup"))
+            assert unique.value.pgcode == "23505"
+            conn.rollback()  # bob goes too
+            cur.execute(f"SELECT id, name FROM {table} WHERE id IN %s ORDER BY id", ((1, 2),))
+            assert cur.fetchall() == [(1, "ada")]
+            with pytest.raises(dbapi.ProgrammingError):
+                cur.execute("SELECT 1; SELECT 2")
+            conn.rollback()
+        finally:
+            conn.close()
+
+    await asyncio.to_thread(work)
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+async def test_querybus_mode_from_the_environment(
+    bus: Bus, stack: Stack, make_table: MakeTable
+) -> None:
+    table = await make_table("id int")
+    env = {
+        "QUERYBUS_MODE": "direct",
+        "POSTGRES_HOST": stack.pg.host,
+        "POSTGRES_PORT": str(stack.pg.port),
+        "POSTGRES_DATABASE": stack.pg.database,
+        "POSTGRES_USER": stack.pg.user,
+        "POSTGRES_PASSWORD": stack.pg.password,
+    }
+    settings = ClientSettings.from_env(env)
+    assert settings.mode == "direct"
+    client = QueryClient(settings)
+    await client.start()
+    try:
+        assert await client.execute(f"INSERT INTO {table} VALUES (1)") == "INSERT 0 1"
+        assert client.metrics.requests == 1
+    finally:
+        await client.stop()
+
+    def blocking() -> list[tuple[Any, ...]]:
+        conn = dbapi.connect(settings)
+        try:
+            cur = conn.cursor()
+            cur.execute(f"SELECT id FROM {table}")
+            return cur.fetchall()
+        finally:
+            conn.close()
+
+    assert await asyncio.to_thread(blocking) == [(1,)]
+
+
+# -- the fallback ----------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_unreachable_bus_falls_back_to_direct(
+    stack: Stack, make_table: MakeTable, pg: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = await make_table("id int PRIMARY KEY")
+    unreachable = BusSettings(bootstrap_servers=f"127.0.0.1:{closed_port()}")
+    client = QueryClient(unreachable, timeout=30.0, fallback="direct", dsn=stack.pg_dsn)
+    client.fallback_probe_interval = 3600.0  # no probe during the test
+    with caplog.at_level(logging.WARNING, logger="querybus.client"):
+        await client.start()
+        try:
+            assert client.falling_back
+            assert await client.execute(f"INSERT INTO {table} VALUES ($1)", 1) == "INSERT 0 1"
+            assert await client.fetchval(f"SELECT count(*) FROM {table}") == 1
+            async with client.transaction() as tx:
+                await tx.execute(f"INSERT INTO {table} VALUES (2)")
+            [result] = await client.batch([(f"SELECT id FROM {table} ORDER BY id", ())])
+            assert [r["id"] for r in result.rows] == [1, 2]
+            with pytest.raises(UniqueViolationError):
+                await client.execute(f"INSERT INTO {table} VALUES (1)")
+        finally:
+            await client.stop()
+    assert client.metrics.fallbacks == 5  # 2 requests, 1 transaction, 1 batch, 1 error
+    assert client.metrics.fallback_outages == 1
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1, "one warning per outage"
+    assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 2
