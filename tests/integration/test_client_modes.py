@@ -390,3 +390,19 @@ async def test_an_unreachable_bus_falls_back_to_direct(
     warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warnings) == 1, "one warning per outage"
     assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 2
+
+
+async def test_direct_mode_lets_every_pooled_connection_hold_a_transaction(
+    bus: Bus, stack: Stack
+) -> None:
+    """In direct mode the caller owns the whole pool: as many transactions as
+    it has connections may be open at once (an adapter keeps half of its pool
+    for plain requests; a caller that did the same would get busy errors
+    where its psycopg2 code simply had its connections)."""
+    client = await bus.client(timeout=30.0, **options("direct", stack))
+    transactions = [await client.begin() for _ in range(10)]  # the default pool
+    try:
+        assert [await tx.fetchval("SELECT 1") for tx in transactions] == [1] * 10
+    finally:
+        for tx in transactions:
+            await tx.rollback()

@@ -750,3 +750,10 @@ def test_mogrify_reads_placeholders_as_execute_does(conn: dbapi.Connection) -> N
         cur.mogrify("SELECT %s", ("a\x00",))
     cur.execute("SELECT %s, %s", ("it's", None))
     assert cur.query == b"SELECT 'it''s', NULL"
+
+
+def test_wrong_client_settings_are_a_pep249_interface_error() -> None:
+    """A setting the client refuses while being built (an unknown mode) is
+    reported like every other connect() failure: a PEP 249 error."""
+    with pytest.raises(dbapi.InterfaceError):
+        dbapi.connect("127.0.0.1:1", mode="nope")

@@ -38,7 +38,7 @@ from typing import Any
 
 from querybus import errors as qb
 from querybus.client.sync import SyncQueryClient
-from querybus.config import BusSettings
+from querybus.config import BusSettings, ClientSettings
 from querybus.dbapi.connection import (
     ISOLATION_LEVEL_AUTOCOMMIT,
     ISOLATION_LEVEL_DEFAULT,
@@ -143,7 +143,7 @@ paramstyle = "pyformat"
 
 
 def connect(
-    bus: str | BusSettings = "127.0.0.1:9092",
+    bus: str | BusSettings | ClientSettings = "127.0.0.1:9092",
     *,
     cursor_factory: Callable[..., Cursor] | None = None,
     **options: Any,
@@ -151,12 +151,21 @@ def connect(
     """Open a connection: a started blocking client on ``bus``.
 
     ``options`` are :class:`~querybus.QueryClient`'s keyword arguments
-    (``timeout``, ``token``, ``token_provider``, …), passed through.
+    (``timeout``, ``token``, ``token_provider``, ``mode``, ``fallback``,
+    ``dsn``, …), passed through. ``connect(ClientSettings.from_env())``
+    follows ``QUERYBUS_MODE`` and ``QUERYBUS_FALLBACK``: ``mode="direct"``
+    runs every call on a pool of the caller's own (the migration's rollback
+    plan; ``docs/migration.md``).
 
     Raises:
         OperationalError: the bus cannot be reached.
+        InterfaceError: the settings are wrong (e.g. direct mode without
+            ``querybus[adapter]`` installed).
     """
-    client = SyncQueryClient(bus, **options)
+    try:
+        client = SyncQueryClient(bus, **options)
+    except qb.QueryBusError as exc:
+        raise _translate(exc) from exc
     try:
         client.start()
     except qb.QueryBusError as exc:

@@ -78,7 +78,9 @@ class DirectBackend:
         policy: Policy | None = None,
         settings: AdapterSettings | None = None,
     ) -> None:
-        settings = settings or AdapterSettings(pool_size=pool_size)
+        # The caller owns the whole pool: every connection may hold a
+        # transaction (an adapter keeps half for plain requests).
+        settings = settings or AdapterSettings(pool_size=pool_size, tx_max_open=pool_size)
         self._settings = settings
         self._executor = PostgresExecutor(
             dsn,
