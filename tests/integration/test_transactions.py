@@ -441,7 +441,21 @@ async def test_bank_transfers_keep_the_total_while_adapters_come_and_go(
     try:
         await wait_for(lambda: sum(done) >= workers * transfers // 3, 120, message="progress")
         third = await tx_adapter(bus, pool_size=8, grace=2.0)
+        # One transaction surely open on the adapter about to stop (BEGIN lands
+        # on either adapter: try until one is held by `first`).
+        held = None
+        for _ in range(30):
+            tx = await clients[0].begin()
+            await tx.execute(f"UPDATE {table} SET balance = balance WHERE id = 0")
+            if tx.info is not None and tx.info.adapter == first.instance_id:
+                held = tx
+                break
+            await tx.rollback()
+        assert held is not None, "no BEGIN landed on the first adapter in 30 tries"
         await first.stop()  # the SIGTERM path: its open transactions roll back, callers told
+        # Its caller was told: the next statement fails at once, nothing committed.
+        with pytest.raises(TransactionLostError):
+            await held.fetchval("SELECT 1")
         await wait_for(lambda: sum(done) >= 2 * workers * transfers // 3, 120, message="progress")
         assert third.started.is_set()
         await asyncio.wait_for(asyncio.gather(*tasks), 240)
