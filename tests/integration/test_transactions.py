@@ -546,3 +546,36 @@ async def test_kill_9_of_the_holding_adapter_loses_the_transaction_promptly(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_caller_that_missed_the_stop_notice_still_learns_promptly(
+    bus: Bus, pg: asyncpg.Connection, make_table: Callable[..., Any]
+) -> None:
+    """An adapter that stops cleanly tells the callers of its open
+    transactions; one that has not read that notice yet and sends its next
+    statement must still get TransactionLostError within seconds — not hang
+    on an inbox topic that was deleted under it (a send to a deleted topic
+    waits for the whole timeout while the Kafka client loops on metadata)."""
+    table = await make_table("id int PRIMARY KEY")
+    adapter = await tx_adapter(bus, grace=1.0)
+    client = await bus.client(timeout=60.0)
+    client.tx_probe_interval = 0.5
+    tx = await client.begin()
+    await tx.execute(f"INSERT INTO {table} VALUES (1)")
+
+    original = client._bus._on_reply
+
+    def miss_notices(record: Record) -> None:
+        if record.header(Headers.TRANSACTION) is None:
+            original(record)
+
+    client._bus._on_reply = miss_notices  # type: ignore[method-assign]
+    try:
+        await adapter.stop()
+        # A hang guard, far below the client's 60 s timeout: the ping to the
+        # silent inbox must settle it.
+        with pytest.raises(TransactionLostError):
+            await asyncio.wait_for(tx.fetchval("SELECT 1"), 20.0)
+    finally:
+        client._bus._on_reply = original  # type: ignore[method-assign]
+    assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 0

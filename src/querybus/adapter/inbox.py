@@ -3,7 +3,8 @@
 A transaction lives on one connection of one adapter, so its requests must
 reach that adapter even while the consumer group rebalances. Each adapter
 therefore owns a one-partition topic, ``<prefix>database.query.inbox.<instance
-id>``, created at start and deleted on a clean stop, and reads it with a
+id>``, created at start (or reused, with a stable ``QUERYBUS_INSTANCE_ID``)
+and *not* deleted at stop, and reads it with a
 manually assigned :class:`~querybus.transport.PartitionReader` (no group: no
 rebalance, nothing committed). The reply to BEGIN names it (``TxInfo``).
 
@@ -13,6 +14,13 @@ at once even while the transaction's statement runs (statements of one
 transaction are serialized by the transaction's lock, not here). Reading
 starts at the end when the adapter starts: an inbox's requests are for
 transactions this process holds, and it holds none yet.
+
+Why an inbox outlives its adapter: a caller that has not read the stop's
+lost notice yet may still send to it. Sent to a silent topic, its request is
+settled by its ping within seconds (TransactionLostError); sent to a deleted
+topic, the Kafka client would wait out the whole timeout while it loops on
+metadata. Inboxes of adapters that are gone are left for operators to delete
+(``docs/transactions.md``).
 """
 
 from __future__ import annotations
@@ -93,14 +101,3 @@ class Inbox:
             with contextlib.suppress(QueryBusError):
                 await self._reader.stop()
             self._reader = None
-
-    async def delete(self) -> None:
-        """Delete the topic (a clean stop: no transaction is held any more).
-        A transport that cannot delete topics (the in-memory one) keeps it."""
-        delete = getattr(self._transport, "delete_topics", None)
-        if delete is None:
-            return
-        try:
-            await delete([self.topic])
-        except QueryBusError as exc:
-            log.warning("deleting the inbox %s failed: %s", self.topic, exc)

@@ -273,7 +273,7 @@ class AdapterService:
 
     async def _end_transactions(self) -> None:
         """Roll back every open transaction and tell each caller (a notice to
-        its reply address), then delete the inbox: nothing is held any more."""
+        its reply address). The inbox topic is left in place (see below)."""
         transactions = self.executor.transactions
         if transactions is None or self._inbox is None:
             return
@@ -286,7 +286,10 @@ class AdapterService:
             await self._send_lost_notice(tx, context, "the adapter holding it stopped")
         if closed:
             log.info("rolled back %d open transactions and told their callers", len(closed))
-        await self._inbox.delete()
+        # The inbox topic stays: a caller that has not read its notice yet may
+        # still send to it, and a send to a deleted topic hangs until its
+        # timeout (the Kafka client loops on metadata) where a send to a
+        # silent inbox is settled by the caller's ping within seconds.
 
     def _lost_notice(self, tx: str, context: Any, reason: str) -> None:
         """The transactions' ``on_lost``: tell the caller, not awaited."""

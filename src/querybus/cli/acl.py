@@ -133,16 +133,8 @@ def adapter_acls(
         *_topic(principal, topics.audit, _WRITE, _DESCRIBE),
         *_topic(principal, topics.routing_decisions, _WRITE, _DESCRIBE),
         # Its inbox (interactive transactions): created at start, read
-        # without a group, deleted on a clean stop (docs/transactions.md).
-        *_prefixed(
-            principal,
-            topics.inbox_prefix,
-            AclOperation.CREATE,
-            _READ,
-            _WRITE,
-            _DESCRIBE,
-            AclOperation.DELETE,
-        ),
+        # without a group; never deleted by the adapter (docs/transactions.md).
+        *_prefixed(principal, topics.inbox_prefix, AclOperation.CREATE, _READ, _WRITE, _DESCRIBE),
     ]
     if registry is not None:
         # Registers itself (writes) and reads the table back (sync markers).
