@@ -34,12 +34,14 @@ from querybus.config import AdapterSettings
 from querybus.database.executor import PostgresExecutor
 from querybus.database.transactions import TRANSACTION_MARK
 from querybus.errors import (
+    InterfaceError,
     PermissionDeniedError,
     QueryBusError,
+    RequestRejectedError,
     TransactionBusyError,
     TransactionLostError,
 )
-from querybus.protocol import Headers, TxOp, encode
+from querybus.protocol import BatchItem, Headers, TxOp, TxOptions, encode
 from querybus.sqlstates import InFailedSQLTransactionError, UniqueViolationError
 from querybus.transport import Record
 
@@ -579,3 +581,48 @@ async def test_a_caller_that_missed_the_stop_notice_still_learns_promptly(
     finally:
         client._bus._on_reply = original  # type: ignore[method-assign]
     assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 0
+
+
+async def test_hostile_transaction_fields_get_typed_errors_and_change_nothing(
+    bus: Bus, pg: asyncpg.Connection, make_table: Callable[..., Any]
+) -> None:
+    """The fields a transaction adds to the protocol are input like any other:
+    a savepoint name, an isolation level or a transaction id that smuggles SQL
+    or a path, an operation without its transaction, a batch holding a refused
+    statement — each gets a typed refusal, and the table and the open
+    transaction are untouched."""
+    table = await make_table("id int PRIMARY KEY")
+    await tx_adapter(bus)
+    client = await bus.client(timeout=20.0)
+    tx = await client.begin()
+    await tx.execute(f"INSERT INTO {table} VALUES (1)")
+    assert tx.info is not None
+    inbox = {"topic": tx.info.inbox, "partition": 0}
+    drop = f"x; DROP TABLE {table}"
+
+    def req(sql: str = "", **fields: Any) -> Any:
+        return client._new_request(sql, [], timeout=10.0, **fields)
+
+    evil_level = TxOptions(isolation=f"serializable; DROP TABLE {table}")
+    batch = [BatchItem(f"INSERT INTO {table} VALUES (2)", []), BatchItem("SET ROLE postgres", [])]
+    hostile: list[tuple[str, Any, dict[str, Any]]] = [
+        ("savepoint name", req(tx=tx.id, txop=TxOp.SAVEPOINT, savepoint=drop), inbox),
+        ("rollback_to name", req(tx=tx.id, txop=TxOp.ROLLBACK_TO, savepoint="A\x00"), inbox),
+        ("isolation level", req(txop=TxOp.BEGIN, txopts=evil_level), {}),
+        ("transaction id", req("SELECT 1", tx="../" + "f" * 300), inbox),
+        ("commit without a transaction", req(txop=TxOp.COMMIT), {}),
+        ("status of a path", req(tx="'; DROP TABLE x; --", txop=TxOp.STATUS), {}),
+        ("batch with a refused statement", req(batch=batch), {}),
+    ]
+    answered = []
+    for what, request, where in hostile:
+        try:
+            result, _ = await client._roundtrip(request, timeout=10.0, **where)
+        except (RequestRejectedError, TransactionLostError, InterfaceError):
+            continue
+        answered.append((what, result.state))
+    assert not answered, answered
+    # The open transaction still works and commits; nothing else happened.
+    await tx.execute(f"INSERT INTO {table} VALUES (3)")
+    await tx.commit()
+    assert [r[0] for r in await pg.fetch(f"SELECT id FROM {table} ORDER BY id")] == [1, 3]

@@ -486,6 +486,9 @@ class TransactionManager:
             raise self._lost(tx)
 
     async def status(self, tx: str, deadline: Deadline) -> str:
+        if not _TX_ID.match(tx):
+            # Never an id this code made: "rolled back" would be a made-up answer.
+            raise RequestRejectedError(f"{tx[:80]!r} is not a transaction id")
         open_ = self._open.get(tx)
         if open_ is not None:
             with contextlib.suppress(TimeoutError):
@@ -494,8 +497,6 @@ class TransactionManager:
                     pass
             if tx in self._open:
                 return "open"
-        if not _TX_ID.match(tx):
-            return "rolled_back"
         try:
             async with self._connection(deadline.left()) as conn:
                 # The marker is transaction-local: while a session shows it the
