@@ -327,6 +327,10 @@ _HEADER_DOCS: dict[str, str] = {
         "correlation id lost-<id>): the id of the interactive transaction it rolled back "
         "(adapter stopping, idle timeout, maximum lifetime); the client matches it by this"
     ),
+    Headers.HEARTBEAT: (
+        "on an adapter's heartbeat in its own inbox: the adapter's heartbeat interval in "
+        "seconds (decimal); the record's value is empty"
+    ),
 }
 
 
@@ -463,6 +467,16 @@ def asyncapi_document() -> dict[str, Any]:
             key="the original record's key",
             content_type="application/octet-stream",
         ),
+        "InboxHeartbeat": _message(
+            "InboxHeartbeat",
+            "Inbox heartbeat",
+            "A running adapter's sign of life in its own inbox, at start and every "
+            "QUERYBUS_INBOX_HEARTBEAT seconds; its reader skips it.",
+            {"description": "empty"},
+            _headers([H.HEARTBEAT]),
+            key=None,
+            content_type="application/octet-stream",
+        ),
         "RoutingDecision": _message(
             "RoutingDecision",
             "Routing decision",
@@ -522,6 +536,18 @@ def asyncapi_document() -> dict[str, Any]:
             "silently lost.",
             ["DeadLetter"],
         ),
+        "adapterInbox": {
+            **channel(
+                topics.inbox_prefix + "{instance}",
+                "One adapter's inbox (one partition, read by that adapter alone, without a "
+                "group): the requests of the interactive transactions it holds (the reply to "
+                "BEGIN names it in `tx.inbox`), and its heartbeats. The other adapters delete "
+                "an inbox whose last record is older than QUERYBUS_INBOX_RETIRE_AFTER.",
+                ["QueryRequest", "InboxHeartbeat"],
+                1,
+            ),
+            "parameters": {"instance": {"description": "the adapter's instance id"}},
+        },
         "routingDecisions": channel(
             topics.routing_decisions,
             "One record per routed statement, for later analysis.",

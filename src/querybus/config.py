@@ -69,6 +69,13 @@ def _env_positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _env_seconds_or_off(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _env_float(env, name, default)
+    if not value >= 0:
+        raise ConfigurationError(f"{name} must be 0 (off) or a number of seconds, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class TopicNames:
     """The three topics of the protocol, with an optional prefix (for tenants or tests)."""
@@ -355,12 +362,15 @@ class ClientSettings:
             while the bus cannot be reached (see ``docs/migration.md``).
         dsn: the PostgreSQL server of direct mode and of the fallback
             (never printed: it may hold a password).
+        pool_size: connections of direct mode's (and the fallback's) pool;
+            every one may hold an interactive transaction.
     """
 
     bus: BusSettings = field(default_factory=BusSettings)
     mode: str = "bus"
     fallback: str | None = None
     dsn: str | None = field(default=None, repr=False)
+    pool_size: int = 10
 
     def __post_init__(self) -> None:
         if self.mode not in CLIENT_MODES:
@@ -375,6 +385,8 @@ class ClientSettings:
         if self.needs_dsn and not self.dsn:
             what = "direct mode" if self.mode == "direct" else "a fallback to direct"
             raise ConfigurationError(f"{what} needs a PostgreSQL DSN (dsn=...)")
+        if self.pool_size < 1:
+            raise ConfigurationError(f"pool_size must be at least 1, got {self.pool_size}")
 
     @property
     def needs_dsn(self) -> bool:
@@ -386,7 +398,8 @@ class ClientSettings:
         """Read ``QUERYBUS_MODE`` (``bus`` or ``direct``; default ``bus``),
         ``QUERYBUS_FALLBACK`` (empty or ``direct``), the bus
         (:meth:`BusSettings.from_env`) and, when requests may run directly,
-        the server from ``POSTGRES_*`` (:meth:`PostgresSettings.from_env`).
+        the server from ``POSTGRES_*`` (:meth:`PostgresSettings.from_env`)
+        and the pool's size from ``QUERYBUS_DIRECT_POOL_SIZE`` (10).
 
         Raises:
             ConfigurationError: an unknown mode or fallback, or a malformed value.
@@ -402,6 +415,7 @@ class ClientSettings:
             mode=mode,
             fallback=fallback,
             dsn=PostgresSettings.from_env(env).dsn if direct else None,
+            pool_size=_env_count(env, "QUERYBUS_DIRECT_POOL_SIZE", 10),
         )
 
 
@@ -440,6 +454,20 @@ class AdapterSettings:
         tx_max_open: most interactive transactions open at once on this
             adapter, each holding a pooled connection
             (``QUERYBUS_TX_MAX_OPEN``; None: half the pool, at least 1).
+        inbox_heartbeat: seconds between the heartbeat records the adapter
+            appends to its own inbox (``QUERYBUS_INBOX_HEARTBEAT``).
+        inbox_sweep_interval: seconds between two sweeps of the other
+            adapters' inboxes, ±20 % (``QUERYBUS_INBOX_SWEEP_INTERVAL``; 0: no
+            sweeping). The first sweep comes about a minute after start.
+        inbox_retire_after: an inbox whose last record is older than this (or
+            that a sweep has seen empty for this long) is deleted
+            (``QUERYBUS_INBOX_RETIRE_AFTER``). More than two heartbeats, so a
+            late heartbeat does not retire a live adapter's inbox, and at least
+            ``tx_max_lifetime``, so no caller can still be holding a
+            transaction of a retired inbox.
+
+    Raises:
+        ConfigurationError: the inbox settings are out of range (see above).
     """
 
     group_id: str = "querybus-adapters"
@@ -458,6 +486,35 @@ class AdapterSettings:
     tx_idle_timeout: float = 30.0
     tx_max_lifetime: float = 300.0
     tx_max_open: int | None = None
+    inbox_heartbeat: float = 60.0
+    inbox_sweep_interval: float = 300.0
+    inbox_retire_after: float = 900.0
+
+    def __post_init__(self) -> None:
+        if not self.inbox_heartbeat > 0:
+            raise ConfigurationError(
+                "the inbox heartbeat (QUERYBUS_INBOX_HEARTBEAT) must be a positive number "
+                f"of seconds, got {self.inbox_heartbeat!r}"
+            )
+        if not self.inbox_sweep_interval >= 0:
+            raise ConfigurationError(
+                "the inbox sweep interval (QUERYBUS_INBOX_SWEEP_INTERVAL) must be 0 (off) "
+                f"or a number of seconds, got {self.inbox_sweep_interval!r}"
+            )
+        retire = self.inbox_retire_after
+        if not retire > 2 * self.inbox_heartbeat:
+            # One late or lost heartbeat must not retire a live adapter's inbox.
+            raise ConfigurationError(
+                f"QUERYBUS_INBOX_RETIRE_AFTER ({retire:g} s) must be more than twice "
+                f"QUERYBUS_INBOX_HEARTBEAT ({self.inbox_heartbeat:g} s)"
+            )
+        if not retire >= self.tx_max_lifetime:
+            # Until then a caller may still hold a transaction of the gone
+            # adapter and send to its inbox: a send to a deleted topic hangs.
+            raise ConfigurationError(
+                f"QUERYBUS_INBOX_RETIRE_AFTER ({retire:g} s) must be at least "
+                f"QUERYBUS_TX_MAX_LIFETIME ({self.tx_max_lifetime:g} s)"
+            )
 
     @property
     def max_open_transactions(self) -> int:
@@ -469,6 +526,11 @@ class AdapterSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> AdapterSettings:
         env = os.environ if env is None else env
         d = cls()
+        tx_max_lifetime = _env_positive(env, "QUERYBUS_TX_MAX_LIFETIME", d.tx_max_lifetime)
+        inbox_heartbeat = _env_positive(env, "QUERYBUS_INBOX_HEARTBEAT", d.inbox_heartbeat)
+        # Unset, the retire age follows the limits it must exceed, so raising
+        # QUERYBUS_TX_MAX_LIFETIME alone does not stop an adapter from starting.
+        retire_default = max(d.inbox_retire_after, tx_max_lifetime, 3 * inbox_heartbeat)
         return cls(
             group_id=_env(env, "QUERYBUS_GROUP_ID", d.group_id),
             pool_size=_env_int(env, "QUERYBUS_POOL_SIZE", d.pool_size),
@@ -483,10 +545,15 @@ class AdapterSettings:
             max_deadline=_env_positive(env, "QUERYBUS_MAX_DEADLINE", d.max_deadline),
             audit_parameters=_env_bool(env, "QUERYBUS_AUDIT_PARAMETERS"),
             tx_idle_timeout=_env_positive(env, "QUERYBUS_TX_IDLE_TIMEOUT", d.tx_idle_timeout),
-            tx_max_lifetime=_env_positive(env, "QUERYBUS_TX_MAX_LIFETIME", d.tx_max_lifetime),
+            tx_max_lifetime=tx_max_lifetime,
             tx_max_open=(
                 _env_count(env, "QUERYBUS_TX_MAX_OPEN", 1)
                 if env.get("QUERYBUS_TX_MAX_OPEN")
                 else None
             ),
+            inbox_heartbeat=inbox_heartbeat,
+            inbox_sweep_interval=_env_seconds_or_off(
+                env, "QUERYBUS_INBOX_SWEEP_INTERVAL", d.inbox_sweep_interval
+            ),
+            inbox_retire_after=_env_positive(env, "QUERYBUS_INBOX_RETIRE_AFTER", retire_default),
         )

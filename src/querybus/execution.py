@@ -253,6 +253,10 @@ class Transactions(Protocol):
         """``op``: ``savepoint``, ``release`` or ``rollback_to``."""
         ...
 
+    def holds(self, tx: str) -> bool:
+        """Whether the transaction is open here (not lost, not ended)."""
+        ...
+
     def ping(self, tx: str, identity: Identity | None) -> None:
         """Return at once (without waiting for a running statement) when the
         transaction is open here; raise otherwise."""

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol, TypeVar
 
 import pytest
+from tests.helpers import wait_for
 
 from querybus.errors import (
     BrokerUnavailableError,
@@ -312,6 +313,74 @@ async def test_send_stamps_the_given_timestamp(
     assert now.timestamp >= before - 5  # broker clock, same machine
 
 
+# -- listing and deleting topics, the timestamp of a partition's last record ------------
+
+
+async def test_list_topics_by_prefix_sorted_without_internal_topics(
+    transport: Transport, unique: Callable[[str], str]
+) -> None:
+    prefix = unique("list") + "."
+    mine = [prefix + "b", prefix + "a", prefix + "a.c"]
+    other = unique("other")
+    await transport.create_topics([TopicSpec(name) for name in [*mine, other]])
+
+    assert await transport.list_topics(prefix) == sorted(mine)
+    assert await transport.list_topics(prefix + "a") == [prefix + "a", prefix + "a.c"]
+    assert await transport.list_topics(prefix + "none") == []
+    everything = await transport.list_topics()
+    assert everything == sorted(everything)
+    assert {*mine, other} <= set(everything)
+    assert "__consumer_offsets" not in everything
+
+
+async def test_delete_topics_twice_at_once_and_unknown_ones_succeed(
+    transport: Transport, unique: Callable[[str], str]
+) -> None:
+    prefix = unique("delete") + "."
+    keep, gone = prefix + "keep", prefix + "gone"
+    await transport.create_topics([TopicSpec(keep), TopicSpec(gone)])
+
+    # Two deleters of the same topic at once (two adapters' sweeps), and a
+    # topic that never existed: no error for anybody.
+    await asyncio.gather(
+        transport.delete_topics([gone]),
+        transport.delete_topics([gone, unique("never")]),
+    )
+    await transport.delete_topics([gone])
+    await transport.delete_topics([])
+    await wait_for(
+        lambda: transport.list_topics(prefix),
+        15.0,
+        interval=0.1,
+        message="the deleted topic to disappear",
+        accept=lambda names: names == [keep],
+    )
+
+
+async def test_latest_timestamp_is_the_last_records_or_none(
+    transport: Transport, unique: Callable[[str], str]
+) -> None:
+    name = await topic(transport, unique("latest"), partitions=2)
+    assert await transport.latest_timestamp(name) is None
+    assert await transport.latest_timestamp(name, 1) is None
+
+    newer = round(time.time() - 60, 3)  # Kafka keeps milliseconds
+    older = round(time.time() - HOUR, 3)
+    async with started(transport.producer()) as producer:
+        await producer.send(name, b"first", partition=1, timestamp=newer)
+        # The last record by offset counts, not the newest stamp.
+        await producer.send(name, b"last", partition=1, timestamp=older)
+        # An empty record (an inbox heartbeat) counts too.
+        await producer.send(name, b"", partition=0, headers=[("h", b"1")], timestamp=newer)
+
+    assert await transport.latest_timestamp(name, 1) == pytest.approx(older, abs=0.001)
+    assert await transport.latest_timestamp(name) == pytest.approx(newer, abs=0.001)
+    for missing_topic, partition in ((name, 2), (unique("missing"), 0)):
+        with pytest.raises(TransportError) as info:
+            await transport.latest_timestamp(missing_topic, partition)
+        assert not isinstance(info.value, BrokerUnavailableError)
+
+
 async def test_fresh_group_with_lookback_skips_history_and_reads_recent_records(
     transport: Transport, unique: Callable[[str], str]
 ) -> None:
@@ -463,6 +532,12 @@ async def test_unreachable_broker_raises_broker_unavailable() -> None:
             await bus.partition_count("anything")
         with pytest.raises(BrokerUnavailableError):
             await bus.create_topics([TopicSpec("anything")])
+        with pytest.raises(BrokerUnavailableError):
+            await bus.list_topics()
+        with pytest.raises(BrokerUnavailableError):
+            await bus.latest_timestamp("anything")
+        with pytest.raises(BrokerUnavailableError):
+            await bus.delete_topics(["anything"])
         for client in (
             bus.producer(),
             bus.partition_reader("anything", [0]),

@@ -11,9 +11,11 @@ errors either way. The last test points the bus at a closed port with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import math
+import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +24,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.helpers import wait_for
 from tests.integration.conftest import Bus
 from tests.integration.test_end_to_end import VALUES, same
 from tests.stack import Stack
@@ -30,7 +33,7 @@ import querybus.dbapi as dbapi
 from querybus.client import QueryClient, TransactionState
 from querybus.client.sync import SyncQueryClient
 from querybus.config import BusSettings, ClientSettings
-from querybus.errors import DataError, RequestRejectedError
+from querybus.errors import DataError, RequestRejectedError, TransactionBusyError
 from querybus.sqlstates import (
     InFailedSQLTransactionError,
     UndefinedTableError,
@@ -406,3 +409,115 @@ async def test_direct_mode_lets_every_pooled_connection_hold_a_transaction(
     finally:
         for tx in transactions:
             await tx.rollback()
+
+
+class _Forwarder:
+    """A TCP forwarder from a local port to Kafka, that can be opened late:
+    until it listens, the bus is unreachable at that address."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.port = closed_port()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(src, dst))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            dst.close()
+
+
+async def test_a_bus_down_at_start_is_used_again_once_it_answers(
+    bus: Bus, stack: Stack, make_table: MakeTable, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real switch back: the client starts while its bootstrap address
+    does not answer (requests run directly), then the address answers (a real
+    broker behind it): the probe starts the bus, and requests go through a
+    real adapter again. Transactions begun directly stay direct."""
+    await bus.adapter()
+    table = await make_table("id int PRIMARY KEY")
+    forwarder = _Forwarder(stack.kafka_bootstrap)
+    late = dataclasses.replace(bus.settings, bootstrap_servers=f"127.0.0.1:{forwarder.port}")
+    client = QueryClient(late, timeout=30.0, fallback="direct", dsn=stack.pg_dsn)
+    client.fallback_probe_interval = 0.2
+    client.fallback_probe_timeout = 10.0
+    try:
+        with caplog.at_level(logging.WARNING, logger="querybus.client"):
+            await client.start()
+            assert client.falling_back
+            direct = await client.request(f"INSERT INTO {table} VALUES (1)")
+            assert direct.served_by.startswith("direct-")
+            tx = client.transaction().defer()
+            await tx.execute(f"INSERT INTO {table} VALUES (2)")
+
+            await forwarder.open()
+            await wait_for(lambda: not client.falling_back, 60, message="the switch back")
+            via_bus = await client.request(f"INSERT INTO {table} VALUES (3)")
+            assert not via_bus.served_by.startswith("direct-")
+            # Begun directly, it stays there to its end.
+            await tx.execute(f"INSERT INTO {table} VALUES (4)")
+            await tx.commit()
+            assert await client.fetchval(f"SELECT count(*) FROM {table}") == 4
+    finally:
+        await client.stop()
+        await forwarder.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert sum(m.startswith("the bus answers again") for m in messages) == 1
+    assert client.metrics.fallback_outages == 1
+
+
+async def test_direct_mode_has_its_pool_size_and_the_adapters_rules(
+    stack: Stack, pg: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pool_size`` (``QUERYBUS_DIRECT_POOL_SIZE``) sizes the pool, and the
+    rules are those of an adapter of the same environment: DDL is refused
+    unless ``QUERYBUS_ALLOW_DDL`` allows it."""
+    name = f"qb_direct_{uuid.uuid4().hex[:8]}"
+    dsn = stack.pg_dsn
+    monkeypatch.delenv("QUERYBUS_ALLOW_DDL", raising=False)
+    strict = QueryClient(ClientSettings(mode="direct", dsn=dsn, pool_size=3), timeout=30.0)
+    async with strict:
+        with pytest.raises(RequestRejectedError, match="DDL"):
+            await strict.execute(f"CREATE TABLE {name} (id int)")
+    monkeypatch.setenv("QUERYBUS_ALLOW_DDL", "1")
+    monkeypatch.setenv("QUERYBUS_DIRECT_POOL_SIZE", "2")
+    settings = ClientSettings.from_env({**os.environ, "QUERYBUS_MODE": "direct"})
+    lenient = QueryClient(dataclasses.replace(settings, dsn=dsn), timeout=30.0)
+    async with lenient:
+        try:
+            assert await lenient.execute(f"CREATE TABLE {name} (id int)") == "CREATE TABLE"
+            # Two connections: two transactions at once, and a third is busy.
+            held = [lenient.transaction().defer() for _ in range(3)]
+            for tx in held[:2]:
+                await tx.execute(f"INSERT INTO {name} VALUES (1)")
+            with pytest.raises(TransactionBusyError):
+                await held[2].execute(f"INSERT INTO {name} VALUES (1)")
+            for tx in held[:2]:
+                await tx.rollback()
+        finally:
+            await pg.execute(f"DROP TABLE IF EXISTS {name}")

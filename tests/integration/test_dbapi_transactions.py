@@ -21,7 +21,9 @@ from typing import Any
 import asyncpg
 import psycopg2
 import pytest
+from tests.helpers import wait_for
 from tests.integration.conftest import Bus
+from tests.integration.test_transactions import tx_adapter
 from tests.stack import Stack
 
 import querybus.dbapi as dbapi
@@ -324,3 +326,35 @@ async def test_cursor_state_and_adaptation_match_psycopg2(
         repr(x).replace(direct, "T") for x in expected
     ]
     assert await _state(pg, through_bus) == await _state(pg, direct)
+
+
+async def test_a_transaction_lost_on_the_adapter_is_an_operational_error_and_nothing_commits(
+    bus: Bus, pg: asyncpg.Connection, make_table: MakeTable
+) -> None:
+    """The adapter rolls the connection's transaction back behind its back
+    (here: its idle timeout; a stopped or killed adapter is the same to the
+    caller). Like psycopg2 after a lost server connection: OperationalError,
+    nothing of the transaction committed; after ``rollback()`` the connection
+    works again."""
+    adapter = await tx_adapter(bus, idle=0.5)
+    table = await make_table("id int PRIMARY KEY")
+    transactions = adapter.executor.transactions
+    assert transactions is not None
+    conn = dbapi.connect(bus.settings, timeout=30)
+    try:
+        cur = conn.cursor()
+        await asyncio.to_thread(cur.execute, f"INSERT INTO {table} VALUES (%s)", (1,))
+        assert transactions.open_count == 1
+        await wait_for(lambda: transactions.open_count == 0, 30, message="the idle rollback")
+        with pytest.raises(dbapi.OperationalError, match="lost"):
+            await asyncio.to_thread(cur.execute, f"INSERT INTO {table} VALUES (%s)", (2,))
+        with pytest.raises(dbapi.OperationalError, match="nothing of it committed"):
+            await asyncio.to_thread(conn.commit)
+        assert conn.get_transaction_status() == dbapi.TRANSACTION_STATUS_IDLE
+        assert await _state(pg, table) == [[]]
+
+        await asyncio.to_thread(cur.execute, f"INSERT INTO {table} VALUES (%s)", (3,))
+        await asyncio.to_thread(conn.commit)
+        assert await _state(pg, table) == [[(3,)]]
+    finally:
+        await asyncio.to_thread(conn.close)

@@ -77,6 +77,9 @@ async def test_serve_registers_is_discovered_and_deregisters_on_stop(
             return any(i.endpoint == request_topic for i in found)
 
         await wait_for(registered, 60, interval=0.1, message="the adapter registered as passing")
+        # Its inbox (interactive transactions) is in its metadata, for operators.
+        [instance] = await registry.instances(SERVICE)
+        assert instance.metadata["inbox"] == TopicNames(prefix=prefix).inbox(instance.instance_id)
 
         # The CLI lists it, as `querybus registry ls --json` is documented to.
         rc, out = await _cli(env, "registry", "ls", "--json")

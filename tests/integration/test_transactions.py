@@ -54,8 +54,10 @@ async def tx_adapter(
     lifetime: float = 300.0,
     max_open: int | None = None,
     grace: float = 10.0,
+    **settings: Any,
 ) -> AdapterService:
-    """A started adapter of ``bus``'s group with these transaction limits."""
+    """A started adapter of ``bus``'s group with these transaction limits
+    (and any other :class:`AdapterSettings` given by name)."""
     transport = kafka_transport(bus.stack, bus.settings)
     svc = AdapterService(
         transport,
@@ -69,6 +71,7 @@ async def tx_adapter(
             tx_idle_timeout=idle,
             tx_max_lifetime=lifetime,
             tx_max_open=max_open,
+            **settings,
         ),
     )
     bus._cleanups.append(transport.close)
@@ -97,16 +100,20 @@ async def test_commit_makes_the_work_visible_and_rollback_leaves_nothing(
     client = await bus.client(timeout=20.0)
     table = await make_table("id int PRIMARY KEY, note text")
 
+    sent = client.metrics.requests
     async with client.transaction() as tx:
         assert tx.state is TransactionState.OPEN
-        assert tx.id
+        assert tx.id == ""  # BEGIN travels with the first statement
         assert await tx.execute(f"INSERT INTO {table} VALUES ($1, $2)", 1, "one") == "INSERT 0 1"
+        assert tx.id
         await tx.executemany(f"INSERT INTO {table} VALUES ($1, $2)", [(2, "two"), (3, "three")])
         # Seen inside, not outside, until COMMIT.
         assert await tx.fetchval(f"SELECT count(*) FROM {table}") == 3
         assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 0
         assert await sessions_in(pg, tx.id) == 1
     assert tx.state is TransactionState.COMMITTED
+    # BEGIN + INSERT, executemany, SELECT, COMMIT: four round trips.
+    assert client.metrics.requests - sent == 4
     assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 3
     assert await client.transaction_status(tx.id) == "committed"
     assert await sessions_in(pg, tx.id) == 0
@@ -167,6 +174,41 @@ async def test_a_failed_statement_aborts_the_transaction_until_rollback(
     assert tx.state is TransactionState.ROLLED_BACK
     assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 0
     assert await client.transaction_status(tx.id) == "rolled_back"
+
+
+async def test_the_first_statement_travels_with_begin_and_fails_like_any_other(
+    bus: Bus, pg: asyncpg.Connection, make_table: Callable[..., Any]
+) -> None:
+    """BEGIN and the first statement are one request. When that statement
+    fails, the transaction is open and aborted (25P02 until the rollback),
+    exactly as when BEGIN went alone; when the adapter refuses it before
+    running it, nothing is begun and the next statement begins."""
+    await tx_adapter(bus)
+    client = await bus.client(timeout=20.0)
+    table = await make_table("id int PRIMARY KEY")
+    await pg.execute(f"INSERT INTO {table} VALUES (1)")
+
+    tx = client.transaction().defer()
+    with pytest.raises(UniqueViolationError):
+        await tx.execute(f"INSERT INTO {table} VALUES (1)")
+    assert tx.id
+    assert tx.state is TransactionState.OPEN
+    # Open and aborted on its adapter (the marker went with the abort, as
+    # every setting made in the transaction does).
+    with pytest.raises(InFailedSQLTransactionError):
+        await tx.fetchval("SELECT 1")
+    await tx.rollback()
+    assert tx.state is TransactionState.ROLLED_BACK
+    assert await client.transaction_status(tx.id) == "rolled_back"
+
+    async with client.transaction() as tx2:
+        with pytest.raises(RequestRejectedError):
+            await tx2.execute("SELECT 1; SELECT 2")  # two statements: refused unrun
+        assert tx2.id == ""
+        assert await tx2.execute(f"INSERT INTO {table} VALUES (2)") == "INSERT 0 1"
+        assert tx2.id
+        assert await sessions_in(pg, tx2.id) == 1
+    assert sorted(r[0] for r in await pg.fetch(f"SELECT id FROM {table}")) == [1, 2]
 
 
 async def test_savepoints_roll_back_the_inner_work_and_keep_the_outer(

@@ -44,6 +44,11 @@ def test_settings_from_the_environment() -> None:
     assert fallback.dsn is not None
     # No DSN is read when nothing may run directly.
     assert ClientSettings.from_env({"QUERYBUS_MODE": "bus", **PG}).dsn is None
+    assert direct.pool_size == 10
+    sized = ClientSettings.from_env(
+        {"QUERYBUS_MODE": "direct", "QUERYBUS_DIRECT_POOL_SIZE": "3", **PG}
+    )
+    assert sized.pool_size == 3
 
 
 @pytest.mark.parametrize(
@@ -51,6 +56,7 @@ def test_settings_from_the_environment() -> None:
     [
         ({"QUERYBUS_MODE": "kafka"}, "mode must be one of bus, direct"),
         ({"QUERYBUS_FALLBACK": "sqlite"}, "fallback must be None or one of direct"),
+        ({"QUERYBUS_DIRECT_POOL_SIZE": "0"}, "QUERYBUS_DIRECT_POOL_SIZE must be a positive"),
     ],
 )
 def test_unknown_modes_are_refused(env: dict[str, str], message: str) -> None:

@@ -39,6 +39,10 @@ class FakeTransaction:
         self.bus = bus
         bus.log.append(("BEGIN", options))
 
+    def defer(self) -> FakeTransaction:
+        # BEGIN travels with the first statement: recorded here all the same.
+        return self
+
     def request(self, sql: str, params: Any = (), **options: Any) -> Result:
         return self.bus.answer("tx", sql, list(params))
 
@@ -73,7 +77,7 @@ class FakeBus:
             raise outcome
         return outcome
 
-    def begin(self, **options: Any) -> FakeTransaction:
+    def transaction(self, **options: Any) -> FakeTransaction:
         return FakeTransaction(self, options)
 
     def request(self, sql: str, params: Any = (), **options: Any) -> Result:

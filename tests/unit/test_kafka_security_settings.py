@@ -302,7 +302,14 @@ def test_adapter_acls_cover_every_topic_it_writes() -> None:
     }
     inbox = {a.operation for a in acls if a.resource_name == topics.inbox_prefix}
     assert AclOperation.CREATE in inbox
-    assert AclOperation.DELETE not in inbox  # an adapter never deletes an inbox
+    # It deletes the inboxes of adapters that are gone (the inbox sweep).
+    assert inbox == {
+        AclOperation.CREATE,
+        AclOperation.READ,
+        AclOperation.WRITE,
+        AclOperation.DESCRIBE,
+        AclOperation.DELETE,
+    }
 
 
 def test_kafka_acls_command_line() -> None:

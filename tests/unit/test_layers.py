@@ -21,7 +21,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "querybus"
 
-_BOTTOM = {"errors", "sqlstates"}
+_BOTTOM = {"errors", "sqlstates", "cancellation"}
 #: What the server side may import: the adapter, and direct mode (which runs it).
 _SERVER = _BOTTOM | {
     "config",
@@ -39,6 +39,7 @@ _SERVER = _BOTTOM | {
 ALLOWED: dict[str, set[str]] = {
     "errors": {"sqlstates"},  # the generated SQLSTATE classes complete the error tree
     "sqlstates": {"errors"},
+    "cancellation": set(),
     "config": _BOTTOM,
     "protocol": _BOTTOM,
     "observability": _BOTTOM,

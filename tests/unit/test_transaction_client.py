@@ -23,6 +23,7 @@ from querybus.client import QueryClient, Transaction, TransactionState
 from querybus.config import AdapterSettings, BusSettings
 from querybus.errors import (
     FeatureNotSupportedError,
+    RequestTimeoutError,
     TransactionBusyError,
     TransactionLostError,
 )
@@ -113,9 +114,10 @@ async def fake_adapter(
 
 
 def began(request: QueryRequest, inbox: str = "inbox") -> QueryResult:
+    """The reply to BEGIN (with the first statement's, ``SELECT 0``, when it came along)."""
     return QueryResult(
         id=request.id,
-        command="BEGIN",
+        command="SELECT 0" if request.sql else "BEGIN",
         tx=TxInfo(id=uuid.uuid4().hex, inbox=inbox, adapter="fake"),
         state="open",
     )
@@ -208,13 +210,17 @@ async def test_run_in_transaction_runs_the_function_again_on_retriable_errors(
             return QueryResult(id=request.id, command=request.txop.value.upper())
         return QueryResult(id=request.id, command="SELECT 0")
 
-    calls: list[str] = []
+    attempts = 0
+    ids: list[str] = []
 
     async def work(tx: Transaction) -> str:
-        calls.append(tx.id)
-        if len(calls) == 1:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
             raise TransactionLostError("first attempt lost")
+        # BEGIN travels with this statement: busy on the second attempt.
         await tx.execute("SELECT 1")
+        ids.append(tx.id)
         return "done"
 
     async with (
@@ -222,17 +228,147 @@ async def test_run_in_transaction_runs_the_function_again_on_retriable_errors(
         QueryClient(bus, transport=transport, timeout=10.0) as client,
     ):
         assert await client.run_in_transaction(work, retries=3) == "done"
-        assert len(calls) == 2
-        assert calls[0] != calls[1]
-        assert begins == 3
+        assert attempts == 3
+        assert len(ids) == 1
+        assert ids[0]
+        assert begins == 2
+        assert all(r.sql == "SELECT 1" for r in seen if r.txop is TxOp.BEGIN)
+        # The first two attempts began nothing: nothing to roll back.
         assert [r.txop for r in seen].count(TxOp.COMMIT) == 1
-        assert [r.txop for r in seen].count(TxOp.ROLLBACK) == 1
+        assert [r.txop for r in seen].count(TxOp.ROLLBACK) == 0
         with pytest.raises(TransactionLostError):
             await client.run_in_transaction(work_always_lost, retries=1)
 
 
 async def work_always_lost(tx: Transaction) -> None:
     raise TransactionLostError("always")
+
+
+async def test_begin_travels_with_the_first_statement(
+    bus: BusSettings, transport: Transport
+) -> None:
+    """``async with`` sends nothing until the first statement, which carries
+    BEGIN (one round trip); the rest go to the inbox; an empty one sends
+    nothing at all."""
+
+    async def answer(request: QueryRequest) -> QueryResult | None:
+        if request.txop is TxOp.BEGIN:
+            return began(request)
+        return QueryResult(id=request.id, command=(request.txop or "SELECT 1").upper())
+
+    async with (
+        fake_adapter(bus, transport, answer) as seen,
+        QueryClient(bus, transport=transport, timeout=10.0) as client,
+    ):
+        async with client.transaction(isolation="serializable") as tx:
+            assert tx.state is TransactionState.OPEN
+            assert tx.id == ""
+            assert seen == []
+            await tx.execute("SELECT 1")
+            assert tx.id
+            await tx.execute("SELECT 2")
+        assert [(r.txop, r.sql, r.tx) for r in seen] == [
+            (TxOp.BEGIN, "SELECT 1", None),
+            (None, "SELECT 2", tx.id),
+            (TxOp.COMMIT, "", tx.id),
+        ]
+        assert seen[0].txopts is not None
+        assert seen[0].txopts.isolation == "serializable"
+        assert tx.state is TransactionState.COMMITTED
+
+        async with client.transaction() as empty:
+            pass
+        with pytest.raises(RuntimeError):
+            async with client.transaction() as rolled_back:
+                raise RuntimeError("nothing ran")
+        assert len(seen) == 3  # neither sent anything
+        assert empty.state is TransactionState.COMMITTED
+        assert rolled_back.state is TransactionState.ROLLED_BACK
+
+        # A savepoint first: BEGIN alone, then the savepoint.
+        async with client.transaction() as tx2, tx2.transaction():
+            pass
+        assert [r.txop for r in seen[3:]] == [
+            TxOp.BEGIN, TxOp.SAVEPOINT, TxOp.RELEASE, TxOp.COMMIT,
+        ]  # fmt: skip
+        assert seen[3].sql == ""
+
+
+async def test_a_failed_first_statement_leaves_the_transaction_open_to_roll_back(
+    bus: BusSettings, transport: Transport
+) -> None:
+    """The statement failed after BEGIN: the failure names the transaction
+    (open, aborted), so its ROLLBACK goes to the adapter that holds it."""
+
+    async def answer(request: QueryRequest) -> QueryResult | QueryFailure | None:
+        if request.txop is TxOp.BEGIN:
+            failure = QueryFailure(
+                id=request.id, error=error_info(FeatureNotSupportedError("no", sqlstate="0A000"))
+            )
+            failure.tx = TxInfo(id="a" * 32, inbox="inbox", adapter="fake")
+            return failure
+        return QueryResult(id=request.id, command=(request.txop or "").upper())
+
+    async with (
+        fake_adapter(bus, transport, answer) as seen,
+        QueryClient(bus, transport=transport, timeout=10.0) as client,
+    ):
+        with pytest.raises(FeatureNotSupportedError):
+            async with client.transaction() as tx:
+                await tx.execute("SELECT 1")
+        assert tx.id == "a" * 32
+        assert [(r.txop, r.tx) for r in seen] == [(TxOp.BEGIN, None), (TxOp.ROLLBACK, tx.id)]
+        assert tx.state is TransactionState.ROLLED_BACK
+
+
+async def test_an_unanswered_first_statement_loses_the_transaction(
+    bus: BusSettings, transport: Transport
+) -> None:
+    """No reply to BEGIN and its statement: whether it began is unknown and
+    it can never be found again, so nothing more may run in it."""
+
+    async def answer(request: QueryRequest) -> None:
+        return None
+
+    async with (
+        fake_adapter(bus, transport, answer) as seen,
+        QueryClient(bus, transport=transport, timeout=10.0) as client,
+    ):
+        tx = client.transaction().defer()
+        with pytest.raises(RequestTimeoutError):
+            await tx.execute("SELECT 1", timeout=0.3)
+        assert tx.state is TransactionState.LOST
+        with pytest.raises(TransactionLostError):
+            await tx.execute("SELECT 2")
+        assert len(seen) == 1
+
+
+async def test_an_adapter_from_before_statements_with_begin_still_runs_the_statement(
+    bus: BusSettings, transport: Transport
+) -> None:
+    """An older adapter answers BEGIN alone and ignores the statement that
+    came with it: the client notices (the reply's command is BEGIN) and
+    sends the statement to the inbox."""
+
+    async def answer(request: QueryRequest) -> QueryResult | None:
+        if request.txop is TxOp.BEGIN:
+            reply = began(request)
+            reply.command = "BEGIN"
+            return reply
+        return QueryResult(id=request.id, command=(request.txop or "SELECT 1").upper())
+
+    async with (
+        fake_adapter(bus, transport, answer) as seen,
+        QueryClient(bus, transport=transport, timeout=10.0) as client,
+    ):
+        async with client.transaction() as tx:
+            result = await tx.execute("SELECT 1")
+        assert result == "SELECT 1"
+        assert [(r.txop, r.sql) for r in seen] == [
+            (TxOp.BEGIN, "SELECT 1"),
+            (None, "SELECT 1"),
+            (TxOp.COMMIT, ""),
+        ]
 
 
 async def test_the_embedded_mode_refuses_transactions_with_a_typed_error(

@@ -29,7 +29,12 @@ from querybus.adapter.policy import Policy
 from querybus.adapter.ratelimit import RateLimiter
 from querybus.adapter.replies import build_failure
 from querybus.adapter.roles import RolePolicies, RolePolicy
-from querybus.adapter.transactions import TransactionDesk, TxReply, is_transactional
+from querybus.adapter.transactions import (
+    BegunButFailed,
+    TransactionDesk,
+    TxReply,
+    is_transactional,
+)
 from querybus.database.idempotency import ReplayCache, request_digest
 from querybus.errors import (
     DeadlineExceededError,
@@ -47,6 +52,7 @@ from querybus.protocol import (
     QueryResult,
     RouteInfo,
     Timings,
+    TxInfo,
     decode_row,
     encode,
     encode_rows,
@@ -206,7 +212,7 @@ class RequestHandler:
                     # The running duplicate failed (failures are not cached): a
                     # waiter must not be left without a reply, so it runs itself.
                     continue
-            self._audit(audit.replayed())
+            self._audit(audit.replayed)
             return Handled(_with_id(data, request.id))
 
         try:
@@ -259,17 +265,17 @@ class RequestHandler:
             )
             if idem is not None:
                 self._idem.finish(idem, None)
-            self._audit(audit.failed(err, route.target))
+            self._audit(lambda: audit.failed(err, route.target))
             return self._failure(request, err, timings, params=None)
         metrics = self.metrics
         metrics.execute.observe(timings.execute)
         metrics.latency.observe(timings.total)
-        metrics.requests.labels("ok").inc()
+        metrics.requests_ok.inc()
         if outcome.route is None:  # a router counts its own decisions
-            metrics.route.labels(route.target, route.reason).inc()
+            metrics.count_route(route.target, route.reason)
         if idem is not None:
             self._idem.finish(idem, data)
-        self._audit(audit.succeeded(outcome, route.target))
+        self._audit(lambda: audit.succeeded(outcome, route.target))
         # The rows as they are, for a caller in this process (not for a batch:
         # its rows are in its outcomes).
         rows = outcome.rows if extra is None or extra.batch is None else None
@@ -294,17 +300,25 @@ class RequestHandler:
                 limits,
                 lambda r, d, i, lim: self._job(r, d, i, lim, audit),
             )
+        except BegunButFailed as began:
+            return self._fail(request, began.error, timings, audit, tx=began.info)
         except QueryBusError as exc:
             return self._fail(request, exc, timings, audit)
         return self._respond(request, result.outcome, timings, audit, extra=result)
 
     def _fail(
-        self, request: QueryRequest, exc: QueryBusError, timings: Timings, audit: _Audit
+        self,
+        request: QueryRequest,
+        exc: QueryBusError,
+        timings: Timings,
+        audit: _Audit,
+        tx: TxInfo | None = None,
     ) -> Handled:
-        """The reply with ``exc`` (values masked), audited."""
+        """The reply with ``exc`` (values masked), audited; ``tx``: the
+        transaction the request began, open though its statement failed."""
         timings.total = time.perf_counter() - audit.started
-        self._audit(audit.failed(exc))
-        return self._failure(request, exc, timings, params=request.params)
+        self._audit(lambda: audit.failed(exc))
+        return self._failure(request, exc, timings, params=request.params, tx=tx)
 
     def _failure(
         self,
@@ -313,6 +327,7 @@ class RequestHandler:
         timings: Timings,
         *,
         params: list[Any] | None,
+        tx: TxInfo | None = None,
     ) -> Handled:
         reply = build_failure(
             request.id,
@@ -323,6 +338,7 @@ class RequestHandler:
             log_parameters=self.log_parameters,
             params=params,
         )
+        reply.tx = tx
         # An expired or throttled request costs no copy of its own: a new group, or
         # a backlog after an outage, must not turn into a flood on the error topic.
         copy = not isinstance(exc, DeadlineExceededError | RateLimitedError)
@@ -393,9 +409,11 @@ class RequestHandler:
             max_rows=None if limits is None else limits.max_rows,
         )
 
-    def _audit(self, record: AuditRecord) -> None:
+    def _audit(self, record: Callable[[], AuditRecord]) -> None:
+        # Built only when somebody takes it: most requests of an adapter
+        # without an audit topic (and every one in direct mode) skip the work.
         if self._audit_sink is not None:
-            self._audit_sink(record)
+            self._audit_sink(record())
 
 
 _reply_decoder = msgspec.json.Decoder(dict[str, Any])

@@ -19,8 +19,17 @@ Why an inbox outlives its adapter: a caller that has not read the stop's
 lost notice yet may still send to it. Sent to a silent topic, its request is
 settled by its ping within seconds (TransactionLostError); sent to a deleted
 topic, the Kafka client would wait out the whole timeout while it loops on
-metadata. Inboxes of adapters that are gone are left for operators to delete
-(``docs/transactions.md``).
+metadata.
+
+Heartbeats: while it runs, the adapter appends a heartbeat record (empty
+value, header ``querybus-heartbeat``) to its own inbox at start and every
+``QUERYBUS_INBOX_HEARTBEAT`` seconds; the reader skips them (they are no
+requests: never handled, never dead-lettered). So the timestamp of an
+inbox's last record says whether its adapter is alive, and the other
+adapters' sweep (:mod:`querybus.adapter.inbox_sweep`) deletes the inboxes
+whose last record is older than ``QUERYBUS_INBOX_RETIRE_AFTER``: long enough
+that no caller can still hold a transaction there. A heartbeat that fails is
+logged once and tried again at the next interval: it never stops the adapter.
 """
 
 from __future__ import annotations
@@ -31,21 +40,30 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from querybus.cancellation import stop_task
 from querybus.errors import QueryBusError, TransportError
-from querybus.transport import PartitionReader, Record, TopicSpec, Transport
+from querybus.protocol import Headers
+from querybus.transport import PartitionReader, Producer, Record, TopicSpec, Transport
 
-__all__ = ["Inbox"]
+__all__ = ["Inbox", "is_heartbeat"]
 
 log = logging.getLogger("querybus.adapter")
 
 
+def is_heartbeat(record: Record) -> bool:
+    """Whether ``record`` is an inbox heartbeat (not a request)."""
+    return record.header(Headers.HEARTBEAT) is not None
+
+
 class Inbox:
-    """The reader of one adapter's inbox topic.
+    """The reader of one adapter's inbox topic, and the writer of its heartbeats.
 
     Args:
         transport: the bus.
         topic: the inbox topic (``TopicNames.inbox(instance_id)``).
         handle: handles one record (replies, dead-letters); must not raise.
+        heartbeat: seconds between two heartbeat records
+            (``AdapterSettings.inbox_heartbeat``).
     """
 
     def __init__(
@@ -53,16 +71,21 @@ class Inbox:
         transport: Transport,
         topic: str,
         handle: Callable[[Record], Coroutine[Any, Any, None]],
+        *,
+        heartbeat: float,
     ) -> None:
         self.topic = topic
         self._transport = transport
         self._handle = handle
+        self._heartbeat = heartbeat
         self._reader: PartitionReader | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._beating: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        """Create the topic and start reading it (from its end).
+    async def start(self, producer: Producer) -> None:
+        """Create the topic, start reading it (from its end) and start the
+        heartbeats, sent with ``producer`` (started, owned by the caller).
 
         Raises:
             TransportError: the bus refused.
@@ -71,6 +94,9 @@ class Inbox:
         self._reader = self._transport.partition_reader(self.topic, [0], start_at="end")
         await self._reader.start()
         self._loop = asyncio.create_task(self._read(), name=f"inbox-{self.topic}")
+        self._beating = asyncio.create_task(
+            self._beat(producer), name=f"inbox-heartbeat-{self.topic}"
+        )
 
     async def _read(self) -> None:
         assert self._reader is not None
@@ -82,20 +108,47 @@ class Inbox:
                 await asyncio.sleep(0.5)
                 continue
             for record in records:
+                if is_heartbeat(record):
+                    continue  # our own sign of life, not a request
                 task = asyncio.create_task(self._handle(record))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    async def _beat(self, producer: Producer) -> None:
+        """Append a heartbeat now and every interval, until cancelled."""
+        headers = [(Headers.HEARTBEAT, f"{self._heartbeat:g}".encode())]
+        failing = False
+        while True:
+            try:
+                await producer.send(self.topic, b"", partition=0, headers=headers)
+            except Exception as exc:  # a dead heartbeat loop would get a live inbox deleted
+                # Once per outage at WARNING, not every interval.
+                log.log(
+                    logging.DEBUG if failing else logging.WARNING,
+                    "heartbeat to the inbox %s failed (trying again every %g s): %s: %s",
+                    self.topic,
+                    self._heartbeat,
+                    type(exc).__name__,
+                    exc,
+                )
+                failing = True
+            else:
+                if failing:
+                    log.info("heartbeats to the inbox %s go through again", self.topic)
+                failing = False
+            await asyncio.sleep(self._heartbeat)
 
     def in_flight(self) -> list[asyncio.Task[None]]:
         """The records being handled now."""
         return list(self._tasks)
 
     async def stop_reading(self) -> None:
-        """Read no more records (those being handled go on)."""
+        """Read no more records and send no more heartbeats (the records
+        being handled go on). Harmless when not started, or called twice."""
+        await stop_task(self._beating)
+        self._beating = None
         if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            await stop_task(self._loop)
             self._loop = None
         if self._reader is not None:
             with contextlib.suppress(QueryBusError):

@@ -36,10 +36,12 @@ import msgspec
 from querybus.adapter.audit import AuditRecord, encode_audit
 from querybus.adapter.handler import RequestHandler
 from querybus.adapter.inbox import Inbox
+from querybus.adapter.inbox_sweep import InboxSweeper
 from querybus.adapter.offsets import OffsetTracker
 from querybus.adapter.policy import Policy
 from querybus.adapter.replies import Replies
 from querybus.adapter.roles import RolePolicies
+from querybus.cancellation import stop_task, wait_for
 from querybus.config import AdapterSettings, BusSettings
 from querybus.errors import (
     PayloadTooLargeError,
@@ -126,8 +128,26 @@ class AdapterService:
         self._inbox: Inbox | None = (
             None
             if transactions is None
-            else Inbox(transport, self.bus.topics.inbox(self.instance_id), self._handle_inbox)
+            else Inbox(
+                transport,
+                self.bus.topics.inbox(self.instance_id),
+                self._handle_inbox,
+                heartbeat=self.settings.inbox_heartbeat,
+            )
         )
+        # The inboxes of adapters that are gone are deleted by the others
+        # (querybus.adapter.inbox_sweep): by every adapter that has one itself.
+        self.inbox_sweeper: InboxSweeper | None = (
+            None
+            if self._inbox is None or self.settings.inbox_sweep_interval <= 0
+            else InboxSweeper(
+                transport,
+                self.bus.topics.inbox_prefix,
+                retire_after=self.settings.inbox_retire_after,
+                own=self._inbox.topic,
+            )
+        )
+        self._sweep_task: asyncio.Task[None] | None = None
         # Everything between a decoded request and its reply (no Kafka in it;
         # direct mode runs the same handler in the caller's process).
         self.handler = RequestHandler(
@@ -155,6 +175,11 @@ class AdapterService:
     @property
     def http_port(self) -> int | None:
         return None if self._http is None else self._http.port
+
+    @property
+    def inbox_topic(self) -> str:
+        """This adapter's inbox topic; empty when its executor has no transactions."""
+        return "" if self._inbox is None else self._inbox.topic
 
     async def start(self, *, http: bool = True) -> None:
         """Create topics, connect everything, join the group, start serving.
@@ -205,7 +230,7 @@ class AdapterService:
             )
             await self._consumer.start()
             if self._inbox is not None:
-                await self._inbox.start()
+                await self._inbox.start(self._producer)
             if http:
                 self._http = HttpServer(
                     {
@@ -225,6 +250,11 @@ class AdapterService:
         self._commit_task = asyncio.create_task(
             self._commit_loop(), name=f"{self.instance_id}-commit"
         )
+        if self.inbox_sweeper is not None:
+            self._sweep_task = asyncio.create_task(
+                self.inbox_sweeper.run(self.settings.inbox_sweep_interval),
+                name=f"{self.instance_id}-inbox-sweep",
+            )
         self.started.set()
         log.info(
             "adapter %s serving %s in group %s (executor %s, up to %d in flight)",
@@ -241,9 +271,9 @@ class AdapterService:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        if self._loop_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        await stop_task(self._sweep_task)
+        # The consuming loop ends by itself once stopping is set.
+        await stop_task(self._loop_task, cancel=False)
         if self._inbox is not None:
             await self._inbox.stop_reading()
         tasks = [task for group in self._tasks.values() for task in group]
@@ -263,10 +293,7 @@ class AdapterService:
                     len(late),
                 )
         await self._end_transactions()
-        if self._commit_task is not None:
-            self._commit_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._commit_task
+        await stop_task(self._commit_task)
         await self._commit()
         await self._close_resources()
         log.info("adapter %s stopped", self.instance_id)
@@ -289,7 +316,9 @@ class AdapterService:
         # The inbox topic stays: a caller that has not read its notice yet may
         # still send to it, and a send to a deleted topic hangs until its
         # timeout (the Kafka client loops on metadata) where a send to a
-        # silent inbox is settled by the caller's ping within seconds.
+        # silent inbox is settled by the caller's ping within seconds. The
+        # other adapters' sweep deletes it once its last heartbeat is older
+        # than QUERYBUS_INBOX_RETIRE_AFTER (querybus.adapter.inbox_sweep).
 
     def _lost_notice(self, tx: str, context: Any, reason: str) -> None:
         """The transactions' ``on_lost``: tell the caller, not awaited."""
@@ -313,10 +342,15 @@ class AdapterService:
 
     async def _close_resources(self) -> None:
         for task in list(self._background):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 2.0)
+            # Its own failure or cancellation is no reason to stop closing
+            # (our own cancellation is: stop_task passes it on).
+            with contextlib.suppress(Exception):
+                await wait_for(stop_task(task, cancel=False), 2.0)
         if self._http is not None:
             await self._http.stop()
+        if self._inbox is not None:
+            # Its heartbeats use the producer closed below (also after a failed start).
+            await self._inbox.stop_reading()
         for closeable in (self._consumer, self._producer):
             if closeable is not None:
                 with contextlib.suppress(QueryBusError):
@@ -356,7 +390,7 @@ class AdapterService:
                     log.exception("fetching requests failed unexpectedly")
                 records = []
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                    await wait_for(self._stopping.wait(), 1.0)
             for _ in range(free - len(records)):
                 self._slots.release()
             for record in records:
@@ -539,7 +573,7 @@ class AdapterService:
         """Liveness and readiness: whether Kafka and the database answer now."""
         checks: dict[str, str] = {}
         try:
-            await asyncio.wait_for(self.transport.partition_count(self.bus.topics.request), timeout)
+            await wait_for(self.transport.partition_count(self.bus.topics.request), timeout)
             checks["kafka"] = "ok"
         except (TimeoutError, QueryBusError) as exc:
             checks["kafka"] = f"failing: {exc or 'timeout'}"

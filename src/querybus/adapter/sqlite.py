@@ -17,6 +17,7 @@ from typing import Any
 
 import aiosqlite
 
+from querybus.cancellation import wait_for
 from querybus.errors import InterfaceError, OperationalError, QueryError, query_error_class
 from querybus.execution import Job, Outcome
 from querybus.protocol.messages import Column, OperationType, RouteInfo
@@ -85,7 +86,7 @@ class SqliteExecutor:
         started = time.perf_counter()
         async with self._lock:
             try:
-                outcome = await asyncio.wait_for(self._run(db, job), job.deadline.left())
+                outcome = await wait_for(self._run(db, job), job.deadline.left())
             except sqlite3.Error as exc:
                 raise _map_error(exc) from exc
             except TimeoutError:
@@ -131,7 +132,7 @@ class SqliteExecutor:
     async def ping(self, timeout: float) -> None:
         db = self._require()
         try:
-            await asyncio.wait_for(db.execute("SELECT 1"), timeout)
+            await wait_for(db.execute("SELECT 1"), timeout)
         except (TimeoutError, sqlite3.Error) as exc:
             raise OperationalError(f"SQLite does not answer: {exc}") from exc
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import msgspec
 
 from querybus.adapter.roles import RolePolicy
-from querybus.errors import FeatureNotSupportedError, RequestRejectedError
+from querybus.errors import FeatureNotSupportedError, QueryBusError, RequestRejectedError
 from querybus.execution import Deadline, Identity, Job, Outcome, Transactions
 from querybus.protocol import BatchOutcome, QueryRequest, TxInfo, TxOp, encode_rows
 
-__all__ = ["TransactionDesk", "TxReply", "is_transactional"]
+__all__ = ["BegunButFailed", "TransactionDesk", "TxReply", "is_transactional"]
 
 #: Builds the checked :class:`Job` of one statement (the adapter's policy path).
 MakeJob = Callable[[QueryRequest, Deadline, Identity | None, RolePolicy | None], Job]
@@ -42,6 +42,16 @@ class TxReply:
     tx: TxInfo | None = None
     batch: list[BatchOutcome] | None = None
     state: str | None = None
+
+
+class BegunButFailed(Exception):
+    """The statement that travelled with BEGIN failed; the transaction is
+    open (aborted) at ``info``, and the reply carries both."""
+
+    def __init__(self, info: TxInfo, error: QueryBusError) -> None:
+        super().__init__(str(error))
+        self.info = info
+        self.error = error
 
 
 def is_transactional(request: QueryRequest) -> bool:
@@ -102,18 +112,7 @@ class TransactionDesk:
             return await self._batch(txs, request, deadline, identity, limits, make_job)
         op = request.txop
         if op is TxOp.BEGIN:
-            tx_id = await txs.begin(
-                request.txopts, identity, deadline, (request.reply_to, request.client)
-            )
-            info = TxInfo(
-                id=tx_id,
-                inbox=self._inbox,
-                partition=0,
-                adapter=self._instance_id,
-                idle_timeout=txs.idle_timeout,
-                max_lifetime=txs.max_lifetime,
-            )
-            return TxReply(Outcome(command="BEGIN"), tx=info, state="open")
+            return await self._begin(txs, request, deadline, identity, limits, make_job)
         tx = request.tx
         if tx is None:
             raise RequestRejectedError(f"txop {op} needs the transaction's id (tx)")
@@ -136,6 +135,48 @@ class TransactionDesk:
             raise RequestRejectedError(f"txop {op} needs a savepoint name")
         await txs.savepoint(tx, _SAVEPOINT_OPS[op], request.savepoint, identity, deadline)
         return TxReply(Outcome(command=op.value.upper()), state="open")
+
+    async def _begin(
+        self,
+        txs: Transactions,
+        request: QueryRequest,
+        deadline: Deadline,
+        identity: Identity | None,
+        limits: RolePolicy | None,
+        make_job: MakeJob,
+    ) -> TxReply:
+        """BEGIN, and the transaction's first statement when it travels with
+        it (a round trip saved; PostgreSQL takes a transaction's snapshot at
+        its first statement anyway, so nothing changes for the caller).
+
+        Raises:
+            BegunButFailed: the statement failed in the open transaction.
+        """
+        # Checked before anything: a refused statement begins nothing.
+        job = make_job(request, deadline, identity, limits) if request.sql else None
+        tx_id = await txs.begin(
+            request.txopts, identity, deadline, (request.reply_to, request.client)
+        )
+        info = TxInfo(
+            id=tx_id,
+            inbox=self._inbox,
+            partition=0,
+            adapter=self._instance_id,
+            idle_timeout=txs.idle_timeout,
+            max_lifetime=txs.max_lifetime,
+        )
+        if job is None:
+            return TxReply(Outcome(command="BEGIN"), tx=info, state="open")
+        job.transaction = tx_id
+        try:
+            outcome = await txs.run(tx_id, job)
+        except QueryBusError as exc:
+            if txs.holds(tx_id):
+                # Open and aborted, as after any failed statement: the caller
+                # must learn where it lives to roll it back.
+                raise BegunButFailed(info, exc) from exc
+            raise  # rolled back already (row limit, broken connection)
+        return TxReply(outcome, tx=info, state="open")
 
     async def _batch(
         self,

@@ -133,8 +133,18 @@ def adapter_acls(
         *_topic(principal, topics.audit, _WRITE, _DESCRIBE),
         *_topic(principal, topics.routing_decisions, _WRITE, _DESCRIBE),
         # Its inbox (interactive transactions): created at start, read
-        # without a group; never deleted by the adapter (docs/transactions.md).
-        *_prefixed(principal, topics.inbox_prefix, AclOperation.CREATE, _READ, _WRITE, _DESCRIBE),
+        # without a group, never deleted by its own adapter; the inboxes of
+        # adapters that are gone are listed, read and deleted by the others'
+        # sweep (docs/transactions.md#inbox-topics).
+        *_prefixed(
+            principal,
+            topics.inbox_prefix,
+            AclOperation.CREATE,
+            _READ,
+            _WRITE,
+            _DESCRIBE,
+            AclOperation.DELETE,
+        ),
     ]
     if registry is not None:
         # Registers itself (writes) and reads the table back (sync markers).
@@ -299,8 +309,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the ACLs as a JSON l
     "adapter",
     help="An adapter: READ the request topic in its group (QUERYBUS_GROUP_ID); WRITE and "
     "DESCRIBE the response topic, every reply topic under it (prefixed), the error, "
-    "dead-letter, audit and routing-decision topics; the registry topic when "
-    "QUERYBUS_REGISTRY=kafka.",
+    "dead-letter, audit and routing-decision topics; CREATE, READ, WRITE, DESCRIBE and "
+    "DELETE the inbox topics (prefixed: its own, and those of gone adapters, which it "
+    "sweeps); the registry topic when QUERYBUS_REGISTRY=kafka.",
 )
 def adapter(
     principal: Principal,

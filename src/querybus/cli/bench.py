@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from querybus.cancellation import wait_for
 from querybus.cli.common import console
 from querybus.client import QueryClient
 from querybus.config import BusSettings, ClientSettings, PostgresSettings, TopicNames
@@ -226,7 +227,7 @@ async def _stop_adapter(adapter: asyncio.subprocess.Process) -> None:
     if adapter.returncode is None:
         adapter.terminate()  # SIGTERM: the adapter stops gracefully
         try:
-            await asyncio.wait_for(adapter.wait(), 30)
+            await wait_for(adapter.wait(), 30)
         except TimeoutError:
             adapter.kill()
             await adapter.wait()

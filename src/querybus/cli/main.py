@@ -68,6 +68,12 @@ def _mount_subcommands() -> None:
     from querybus.cli.acl import acl_app
 
     app.add_typer(acl_app, name="acl")
+    from querybus.cli.inboxes import inboxes
+
+    app.command(
+        help="List the adapters' inbox topics and the age of their last record; "
+        "--sweep deletes those of adapters that are gone."
+    )(inboxes)
     from querybus.cli.bench import bench
     from querybus.cli.dev import dev
     from querybus.cli.token import token

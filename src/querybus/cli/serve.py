@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from querybus.adapter.policy import Policy
 from querybus.adapter.roles import RolePolicies
 from querybus.adapter.service import AdapterService
+from querybus.cancellation import stop_task
 from querybus.config import AdapterSettings, BusSettings, PostgresSettings
 from querybus.database.executor import PostgresExecutor
 from querybus.database.idempotency import IdempotencySettings
@@ -70,6 +71,9 @@ async def _register(
                     "protocol": str(SCHEMA_VERSION),
                     "executor": service.executor.name,
                     "health": f"http://{service.settings.http_host}:{service.http_port}/health",
+                    # Where its interactive transactions' requests go (empty:
+                    # no transactions), for operators to see; clients learn it from BEGIN.
+                    "inbox": service.inbox_topic,
                 },
                 health_checks=[
                     KafkaCheck(transport, bus.topics.request),
@@ -104,9 +108,7 @@ async def _register(
 
 async def _deregister(registering: asyncio.Task[Registered]) -> None:
     if not registering.done():
-        registering.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await registering
+        await stop_task(registering)
         return
     backend, registration = registering.result()
     with contextlib.suppress(Exception):
@@ -169,14 +171,10 @@ async def _discover(
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception:  # stopping must go on; the failure is worth a log line
-            log.exception("replica discovery failed")
+    try:
+        await stop_task(task)
+    except Exception:  # stopping must go on; the failure is worth a log line
+        log.exception("replica discovery failed")
 
 
 def build_executor(

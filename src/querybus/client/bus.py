@@ -15,6 +15,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
+from querybus.cancellation import stop_task, wait_for
 from querybus.client.backend import LostCallback, Reply, Watch
 from querybus.config import BusSettings
 from querybus.errors import InterfaceError, ProtocolError, QueryBusError, TransportError
@@ -161,7 +162,7 @@ class BusBackend:
         if self._registry is None:
             return
         try:
-            instances = await asyncio.wait_for(self._registry.discover(self._service_name), 5.0)
+            instances = await wait_for(self._registry.discover(self._service_name), 5.0)
             endpoint = str(instances[0].endpoint)
         except (TimeoutError, QueryBusError, IndexError, OSError) as exc:
             log.warning(
@@ -183,9 +184,7 @@ class BusBackend:
                 fut.set_exception(exc)
         self._pending.clear()
         if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
+            await stop_task(self._reader_task)
             self._reader_task = None
         for closeable in (self._reader, self._producer):
             if closeable is not None:
@@ -201,10 +200,10 @@ class BusBackend:
         """Raise unless the bus answers a metadata request within ``timeout``
         (and, when it never started, unless it starts now)."""
         if not self.started:
-            await asyncio.wait_for(self.start(), timeout)
+            await wait_for(self.start(), timeout)
             return
         assert self._transport is not None
-        await asyncio.wait_for(self._transport.partition_count(self.request_topic), timeout)
+        await wait_for(self._transport.partition_count(self.request_topic), timeout)
 
     # -- replies -----------------------------------------------------------
 

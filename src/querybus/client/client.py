@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from querybus.cancellation import stop_task
 from querybus.client.backend import Backend, Reply, Watch, load_direct_backend
 from querybus.client.bus import BusBackend, Discovery
 from querybus.client.credentials import TokenProvider, TokenSource
@@ -52,6 +53,7 @@ from querybus.protocol import (
     QueryResult,
     ReplyAddress,
     RoutePreference,
+    TxInfo,
     TxOp,
     TxOptions,
     decode_rows,
@@ -126,6 +128,8 @@ class QueryClient(Statements):
             Interactive transactions stay where they began. None: the settings'.
         dsn: the PostgreSQL server of direct mode and of the fallback. None:
             the settings'.
+        pool_size: connections of direct mode's pool. None: the settings'
+            (``QUERYBUS_DIRECT_POOL_SIZE``, 10).
 
     Raises:
         ConfigurationError: an unknown mode or fallback, direct mode (or the
@@ -158,6 +162,7 @@ class QueryClient(Statements):
         mode: str | None = None,
         fallback: str | None = None,
         dsn: str | None = None,
+        pool_size: int | None = None,
     ) -> None:
         if isinstance(bus, ClientSettings):
             config = bus
@@ -165,12 +170,13 @@ class QueryClient(Statements):
             config = ClientSettings(
                 bus=bus if isinstance(bus, BusSettings) else BusSettings(bootstrap_servers=bus)
             )
-        if mode is not None or fallback is not None or dsn is not None:
+        if mode is not None or fallback is not None or dsn is not None or pool_size is not None:
             config = dataclasses.replace(
                 config,
                 mode=config.mode if mode is None else mode,
                 fallback=config.fallback if fallback is None else fallback,
                 dsn=config.dsn if dsn is None else dsn,
+                pool_size=config.pool_size if pool_size is None else pool_size,
             )
         self.config = config
         self._settings = config.bus
@@ -210,7 +216,11 @@ class QueryClient(Statements):
         if config.needs_dsn:
             assert config.dsn is not None
             self._direct = load_direct_backend(
-                config.dsn, bus=config.bus, client_id=self.client_id, on_lost=self._on_lost
+                config.dsn,
+                bus=config.bus,
+                client_id=self.client_id,
+                on_lost=self._on_lost,
+                pool_size=config.pool_size,
             )
         self._direct_started = False
         self._direct_lock = asyncio.Lock()
@@ -284,9 +294,7 @@ class QueryClient(Statements):
             return
         self._state = ClientState.CLOSED
         if self._probe_task is not None:
-            self._probe_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
+            await stop_task(self._probe_task)
         if self._bus is not None:
             await self._bus.stop()
         if self._direct is not None and self._direct_started:
@@ -435,10 +443,13 @@ class QueryClient(Statements):
         partition: int | None = None,
         watch: Watch | None = None,
         backend: Backend | None = None,
+        on_tx: Callable[[TxInfo, Backend], None] | None = None,
     ) -> tuple[QueryResult, float, Backend]:
         """Send ``request`` on ``backend`` (None: wherever new requests go now,
         falling back to direct when the bus turns out unreachable) and return
         its successful reply, the time it took and the backend that answered.
+        ``on_tx`` is told of a transaction the reply says was begun, also when
+        the reply is a failure.
 
         Raises:
             what the reply's error is; RequestTimeoutError; what ``watch`` raises.
@@ -499,6 +510,8 @@ class QueryClient(Statements):
                 f"no reply within {timeout:g} s (correlation id {cid})"
             ) from None
         elapsed = time.perf_counter() - started
+        if on_tx is not None and reply.tx is not None:
+            on_tx(reply.tx, chosen)
         if isinstance(reply, QueryFailure):
             e = reply.error
             if e.lsn:  # a statement that ran and wrote, though its rows did not fit

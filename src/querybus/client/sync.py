@@ -204,11 +204,17 @@ class SyncTransaction(SyncStatements):
         return self._tx
 
     def start(self) -> SyncTransaction:
+        """BEGIN now (a round trip)."""
         self._owner._call(self._tx.start())
         return self
 
+    def defer(self) -> SyncTransaction:
+        """Open it without a round trip: BEGIN travels with the first statement."""
+        self._tx.defer()
+        return self
+
     def __enter__(self) -> SyncTransaction:
-        return self.start()
+        return self.defer()
 
     def __exit__(
         self,

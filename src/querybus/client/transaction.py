@@ -3,6 +3,8 @@
 A :class:`Transaction` is begun through the request topic (any adapter of the
 group); the reply names the adapter that holds it and that adapter's inbox
 topic, where every later request of the transaction goes, one at a time.
+Opened with ``async with`` (or :meth:`Transaction.defer`), BEGIN costs no
+round trip of its own: it travels with the first statement.
 
 While a request of the transaction waits for its reply, the holding adapter
 is pinged every ``client.tx_probe_interval`` seconds (2 s); a ping without an
@@ -25,9 +27,12 @@ import asyncio
 import contextlib
 import enum
 import random
+import uuid
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from querybus.client.result import Result
 from querybus.client.statements import Statements
@@ -40,7 +45,15 @@ from querybus.errors import (
     TransactionBusyError,
     TransactionLostError,
 )
-from querybus.protocol import OperationType, QueryResult, TxInfo, TxOp, TxOptions, encode_row
+from querybus.protocol import (
+    OperationType,
+    QueryRequest,
+    QueryResult,
+    TxInfo,
+    TxOp,
+    TxOptions,
+    encode_row,
+)
 from querybus.sqlstates import DeadlockDetectedError
 
 if TYPE_CHECKING:
@@ -116,13 +129,16 @@ class Transaction(Statements):
         self._current: str | None = None  # correlation id of the request waiting
         self._why_lost = ""
         self._savepoints = 0
+        # Open, but BEGIN not sent yet: it travels with the first statement.
+        self._deferred = False
 
     def __repr__(self) -> str:
         return f"<Transaction {self.id or '(not begun)'} {self._state.value}>"
 
     @property
     def id(self) -> str:
-        """The transaction's id ("" before it began)."""
+        """The transaction's id ("" before it began, and while deferred
+        until its first statement)."""
         return "" if self._info is None else self._info.id
 
     @property
@@ -156,14 +172,36 @@ class Transaction(Statements):
         reply, _, backend = await self._client._call(request, timeout=timeout)
         if reply.tx is None:
             raise InterfaceError("the adapter's reply to BEGIN names no transaction")
-        self._backend = backend
-        self._info = reply.tx
-        self._state = TransactionState.OPEN
-        self._client._transactions[reply.tx.id] = self
+        self._opened(reply.tx, backend)
         return self
 
+    def defer(self) -> Transaction:
+        """Open it without a round trip: BEGIN travels with the first
+        statement (or goes alone before a savepoint). PostgreSQL takes the
+        snapshot at the first statement anyway, so only the moment a full
+        adapter says :class:`~querybus.errors.TransactionBusyError` moves: to
+        the first statement. Committing or rolling back before any statement
+        sends nothing.
+
+        Raises:
+            InterfaceError: it was begun already.
+        """
+        if self._state is not TransactionState.NEW:
+            raise InterfaceError(f"the transaction is {self._state.value}; begin it only once")
+        self._deferred = True
+        self._state = TransactionState.OPEN
+        return self
+
+    def _opened(self, info: TxInfo, backend: Backend) -> None:
+        """The reply that began it: where it lives from now on."""
+        self._backend = backend
+        self._info = info
+        self._deferred = False
+        self._state = TransactionState.OPEN
+        self._client._transactions[info.id] = self
+
     async def __aenter__(self) -> Transaction:
-        return await self.start()
+        return self.defer()
 
     async def __aexit__(
         self,
@@ -191,6 +229,9 @@ class Transaction(Statements):
             InterfaceError: it is not open.
         """
         if self._state is TransactionState.COMMITTED:
+            return
+        if self._deferred and self._state is TransactionState.OPEN:
+            self._end(TransactionState.COMMITTED)  # nothing was begun
             return
         try:
             await self._send(TxOp.COMMIT)
@@ -226,6 +267,9 @@ class Transaction(Statements):
             return
         if self._state is not TransactionState.OPEN:
             raise InterfaceError(f"cannot roll back a transaction that is {self._state.value}")
+        if self._deferred:
+            self._end(TransactionState.ROLLED_BACK)  # nothing was begun
+            return
         try:
             await self._send(TxOp.ROLLBACK)
         except TransactionLostError:
@@ -302,6 +346,49 @@ class Transaction(Statements):
             raise InterfaceError(f"the transaction is {self._state.value}, not open")
         return self._info
 
+    async def _begin_with(self, request: QueryRequest, timeout: float) -> tuple[QueryResult, float]:
+        """Send the first statement with BEGIN (through the request topic).
+        A failure after BEGIN still opens it (aborted, as PostgreSQL leaves a
+        transaction after a failed statement); a refusal before it does not."""
+        request = msgspec.structs.replace(request, tx=None, txop=TxOp.BEGIN, txopts=self._options)
+        try:
+            reply, elapsed, _ = await self._client._call(
+                request, timeout=timeout, on_tx=self._opened
+            )
+        except (TransactionLostError, RequestTimeoutError) as exc:
+            if self._deferred:
+                # Perhaps begun, perhaps not, but never to be found again:
+                # the statements after it must not run in another one.
+                self._deferred = False
+                self._why_lost = str(exc)
+                self._end(TransactionState.LOST)
+            raise
+        if reply.tx is None:
+            raise InterfaceError("the adapter's reply to BEGIN names no transaction")
+        if reply.command == "BEGIN":
+            # An adapter from before BEGIN carried a statement: it began the
+            # transaction and ignored the statement. Send it on its own.
+            info = self._check_open()
+            request = msgspec.structs.replace(
+                request, id=uuid.uuid4().hex, tx=info.id, txop=None, txopts=None
+            )
+            return await self._to_holder(request, info, timeout)
+        return reply, elapsed
+
+    async def _to_holder(
+        self, request: QueryRequest, info: TxInfo, timeout: float
+    ) -> tuple[QueryResult, float]:
+        """``request`` to the inbox of the adapter holding the transaction,
+        watched by pings while its reply is awaited."""
+        return await self._client._roundtrip(
+            request,
+            timeout=timeout,
+            topic=info.inbox,
+            partition=info.partition,
+            watch=self._watch,
+            backend=self._backend,
+        )
+
     async def _send(
         self,
         txop: TxOp | None,
@@ -313,7 +400,25 @@ class Transaction(Statements):
         savepoint: str | None = None,
         timeout: float | None = None,
     ) -> tuple[QueryResult, float]:
-        """One request to the holding adapter's inbox, after the previous one."""
+        """One request to the holding adapter's inbox, after the previous one
+        (the first statement of a deferred one: with BEGIN, to any adapter)."""
+        if self._deferred and self._state is TransactionState.OPEN:
+            async with self._lock:
+                if self._deferred:
+                    timeout = self._timeout_of(timeout)
+                    if txop is None:
+                        request = self._client._new_request(
+                            sql, params, timeout=timeout, op=op, many=many
+                        )
+                        return await self._begin_with(request, timeout)
+                    # A savepoint first: BEGIN alone, then the savepoint.
+                    self._state = TransactionState.NEW
+                    self._deferred = False
+                    try:
+                        await self.start()
+                    except BaseException:
+                        self._deferred, self._state = True, TransactionState.OPEN
+                        raise
         self._check_open()
         async with self._lock:
             info = self._check_open()
@@ -330,14 +435,7 @@ class Transaction(Statements):
             )
             self._current = request.id
             try:
-                return await self._client._roundtrip(
-                    request,
-                    timeout=timeout,
-                    topic=info.inbox,
-                    partition=info.partition,
-                    watch=self._watch,
-                    backend=self._backend,
-                )
+                return await self._to_holder(request, info, timeout)
             except TransactionLostError as exc:
                 if txop is not TxOp.COMMIT:  # a COMMIT settles it by STATUS
                     self._why_lost = self._why_lost or str(exc)

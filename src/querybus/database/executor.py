@@ -8,12 +8,12 @@ a keyed write runs with its key in the durable idempotency store.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 import asyncpg
 
+from querybus.cancellation import wait_for
 from querybus.database.errors import DATABASE_ERRORS, map_database_error
 from querybus.database.idempotency import IdempotencySettings, IdempotencyStore
 from querybus.database.postgres import create_pool, pooled, prepare_idempotency, run_on_connection
@@ -110,7 +110,7 @@ class PostgresExecutor:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
-                await asyncio.wait_for(pool.close(), timeout=10)
+                await wait_for(pool.close(), timeout=10)
             except TimeoutError:
                 pool.terminate()
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -50,6 +49,7 @@ from typing import Any
 
 import msgspec
 
+from querybus.cancellation import stop_task
 from querybus.errors import ConfigurationError, QueryError, RequestRejectedError
 from querybus.execution import Deadline, Job, Outcome
 from querybus.protocol.messages import Column
@@ -301,9 +301,7 @@ class IdempotencyStore:
     async def stop_cleanup(self) -> None:
         task, self._cleanup = self._cleanup, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     async def _cleanup_loop(
         self, connection: Callable[[], AbstractAsyncContextManager[Any]]

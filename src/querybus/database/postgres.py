@@ -24,6 +24,7 @@ deadline in every case. So the database never runs a statement more than
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -78,8 +79,16 @@ RELEASE_TIMEOUT = 5.0
 
 @contextlib.asynccontextmanager
 async def pooled(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
-    """A connection from ``pool`` (waiting at most ``timeout``), released with a bound."""
-    conn = await pool.acquire(timeout=timeout)
+    """A connection from ``pool`` (waiting at most ``timeout``), released with a bound.
+
+    Raises:
+        TimeoutError: no connection became free within ``timeout``.
+    """
+    # asyncio.timeout rather than acquire(timeout=…): asyncpg implements the
+    # latter with a task per call, a cost on every request. Its acquire puts
+    # the connection back when cancelled, so the timeout loses nothing.
+    async with asyncio.timeout(timeout):
+        conn = await pool.acquire()
     try:
         yield conn
     finally:

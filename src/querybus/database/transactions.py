@@ -49,6 +49,7 @@ from typing import Any
 
 import asyncpg
 
+from querybus.cancellation import stop_task
 from querybus.database.errors import DATABASE_ERRORS, map_database_error
 from querybus.database.idempotency import _quote_name
 from querybus.database.postgres import run_statement
@@ -287,9 +288,7 @@ class TransactionManager:
         """Stop the background tasks and roll back what is still open."""
         for task in (self._reaper, self._cleanup):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
         self._reaper = self._cleanup = None
         await self.close_all("the adapter stopped")
 
@@ -479,6 +478,10 @@ class TransactionManager:
                 await open_.conn.execute(template.format(name), timeout=deadline.left())
             except DATABASE_ERRORS as exc:
                 raise map_database_error(exc, open_.conn) from exc
+
+    def holds(self, tx: str) -> bool:
+        open_ = self._open.get(tx)
+        return open_ is not None and not open_.closed
 
     def ping(self, tx: str, identity: Identity | None) -> None:
         open_ = self._get(tx, identity)

@@ -274,11 +274,13 @@ class Connection:
                 "call rollback() and run it again"
             )
         if self._tx is None:
-            self._tx = client.begin(
+            # psycopg2's implicit BEGIN, without a round trip of its own: it
+            # travels with this statement.
+            self._tx = client.transaction(
                 isolation=None if self._isolation is None else _ISOLATION_WIRE[self._isolation],
                 readonly=bool(self._readonly),
                 deferrable=bool(self._deferrable),
-            )
+            ).defer()
             self._failed = False
         return self._tx
 

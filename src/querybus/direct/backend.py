@@ -24,6 +24,7 @@ import msgspec
 
 from querybus.adapter.handler import Handled, RequestHandler
 from querybus.adapter.policy import Policy
+from querybus.adapter.transactions import is_transactional
 from querybus.client.backend import LostCallback, Reply, Watch
 from querybus.config import AdapterSettings, BusSettings
 from querybus.database.executor import PostgresExecutor
@@ -59,7 +60,9 @@ class DirectBackend:
         on_lost: told when a transaction was rolled back behind the caller's
             back (idle or lifetime limit).
         pool_size: connections of the pool.
-        policy: request validation (the adapter's default when None: no DDL).
+        policy: request validation (None: what an adapter started with the
+            same environment applies, :meth:`Policy.from_env`:
+            ``QUERYBUS_ALLOW_DDL``, ``QUERYBUS_MAX_*``).
         settings: transaction limits and the longest deadline (the adapter's
             defaults when None).
     """
@@ -82,6 +85,9 @@ class DirectBackend:
         # transaction (an adapter keeps half for plain requests).
         settings = settings or AdapterSettings(pool_size=pool_size, tx_max_open=pool_size)
         self._settings = settings
+        # The same rules as an adapter of the same environment: a call that
+        # one refuses, the other refuses too.
+        policy = Policy.from_env() if policy is None else policy
         self._executor = PostgresExecutor(
             dsn,
             pool_size=pool_size,
@@ -149,9 +155,14 @@ class DirectBackend:
             raise InterfaceError("the client's direct connection is not open")
         # Decoded as an adapter decodes it: parameters arrive as they would.
         decoded = decode_request(data)
-        # Like on an adapter, a request runs to its end (its deadline) even when
-        # its caller stops waiting: a cancelled statement must not leave an
-        # idempotency key or a transaction half done.
+        if decoded.idem is None and not is_transactional(decoded):
+            # One autocommit statement: when its caller stops waiting, asyncpg
+            # cancels it on the server, and nothing is left half done. Run in
+            # the caller's task, as a plain asyncpg call would be.
+            return _reply(await self._handler.handle(decoded, None))
+        # Like on an adapter, a request with an idempotency key or of a
+        # transaction runs to its end (its deadline) even when its caller stops
+        # waiting: a key or a transaction must not be left half done.
         task = asyncio.ensure_future(self._handler.handle(decoded, None))
         self._running.add(task)
         task.add_done_callback(self._running.discard)

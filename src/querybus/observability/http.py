@@ -12,6 +12,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from querybus.cancellation import wait_for
+
 __all__ = ["Handler", "HttpServer", "Response"]
 
 log = logging.getLogger("querybus.http")
@@ -58,8 +60,8 @@ class HttpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), 5.0)
-            while (await asyncio.wait_for(reader.readline(), 5.0)) not in (b"\r\n", b"\n", b""):
+            line = await wait_for(reader.readline(), 5.0)
+            while (await wait_for(reader.readline(), 5.0)) not in (b"\r\n", b"\n", b""):
                 pass  # headers: nothing here needs them
             parts = line.decode("latin-1").split()
             if len(parts) < 2:

@@ -7,6 +7,8 @@ install has no prometheus-client.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
@@ -89,6 +91,17 @@ class Metrics:
             buckets=(0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1),
             registry=r,
         )
+        # Labelled children looked up once: ``labels()`` takes a lock and
+        # hashes its labels on every call, a cost on the hot path.
+        self.requests_ok = self.requests.labels("ok")
+        self._routes: dict[tuple[str, str], Any] = {}
+
+    def count_route(self, target: str, reason: str) -> None:
+        """One routing decision to ``target`` for ``reason``."""
+        child = self._routes.get((target, reason))
+        if child is None:
+            child = self._routes[(target, reason)] = self.route.labels(target, reason)
+        child.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -78,6 +78,11 @@ class Headers:
     #: maximum lifetime): the transaction's id. The client matches the notice
     #: by it (its correlation id, ``lost-<id>``, names no request).
     TRANSACTION = "querybus-transaction"
+    #: On the heartbeat record an adapter appends to its own inbox every
+    #: ``QUERYBUS_INBOX_HEARTBEAT`` seconds (an empty value; the header's value
+    #: is that interval in seconds). Its timestamp tells the other adapters'
+    #: sweep that the inbox is alive; its reader skips it.
+    HEARTBEAT = "querybus-heartbeat"
 
 
 class ReplyAddress(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -90,7 +95,8 @@ class ReplyAddress(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 class TxOp(enum.StrEnum):
     """What a request does to an interactive transaction (``QueryRequest.txop``).
 
-    ``begin`` opens one (on any adapter, through the request topic); the
+    ``begin`` opens one (on any adapter, through the request topic), and
+    runs its first statement when the request has ``sql``; the
     statements (no ``txop``), ``commit``, ``rollback``, ``savepoint``,
     ``release``, ``rollback_to`` and ``ping`` go to the inbox of the adapter
     that holds it (``TxInfo``); ``status`` asks, through the request topic,
@@ -138,7 +144,8 @@ class QueryRequest(msgspec.Struct, kw_only=True):
         client: id of the client instance that sent it.
         op: the operation type the caller declares, if any; the adapter
             refuses the request when the SQL is something else.
-        sql: one statement, with ``$1``-style placeholders.
+        sql: one statement, with ``$1``-style placeholders (with ``begin``:
+            the transaction's first statement, or empty).
         params: parameters in wire form (one list), or, with ``many``, a list
             of parameter lists (``executemany``).
         many: run ``sql`` once per parameter list, in one transaction.
@@ -322,6 +329,8 @@ class QueryFailure(msgspec.Struct, kw_only=True, tag_field="status", tag="error"
         timings: where the time went.
         route: which target was tried, when one was.
         served_by: the adapter instance that answered.
+        tx: the transaction this request began (``begin`` with a statement)
+            when the statement failed: it is open, aborted until rolled back.
     """
 
     v: int = SCHEMA_VERSION
@@ -330,6 +339,7 @@ class QueryFailure(msgspec.Struct, kw_only=True, tag_field="status", tag="error"
     timings: Timings = msgspec.field(default_factory=Timings)
     route: RouteInfo | None = None
     served_by: str = ""
+    tx: TxInfo | None = None
 
 
 Reply = QueryResult | QueryFailure

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from querybus.cancellation import wait_for
 from querybus.registry.models import CheckResult, HealthStatus
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class KafkaCheck:
             TimeoutError: the bus did not answer in time (critical for the caller).
             TransportError: the bus refused or is unreachable (critical for the caller).
         """
-        count = await asyncio.wait_for(self._transport.partition_count(self._topic), self._timeout)
+        count = await wait_for(self._transport.partition_count(self._topic), self._timeout)
         return CheckResult(HealthStatus.PASSING, f"{self._topic}: {count} partitions")
 
 
@@ -99,7 +100,7 @@ class DatabaseCheck:
             QueryBusError: the database is unreachable (critical for the caller).
         """
         # The outer wait_for guards against a ping that ignores its timeout.
-        await asyncio.wait_for(self._ping(self._timeout), self._timeout + 0.5)
+        await wait_for(self._ping(self._timeout), self._timeout + 0.5)
         return CheckResult(HealthStatus.PASSING, "SELECT 1 ok")
 
 
@@ -140,7 +141,7 @@ class ReplicaLagCheck:
         Raises:
             TimeoutError: the lag could not be measured in time (critical for the caller).
         """
-        lag = await asyncio.wait_for(self._lag_seconds(), self._timeout)
+        lag = await wait_for(self._lag_seconds(), self._timeout)
         note = f"lag {lag:.3f}s"
         if lag >= self._critical:
             return CheckResult(HealthStatus.CRITICAL, note)
@@ -175,7 +176,7 @@ class ManualCheck:
 
 async def _run_one(check: HealthCheck, seconds: float) -> CheckResult:
     try:
-        return await asyncio.wait_for(check.check(), seconds)
+        return await wait_for(check.check(), seconds)
     except TimeoutError:
         return CheckResult(HealthStatus.CRITICAL, f"timed out after {seconds:g}s")
     except asyncio.CancelledError:

@@ -24,6 +24,7 @@ from typing import Self
 
 import msgspec
 
+from querybus.cancellation import stop_task, wait_for
 from querybus.errors import ConfigurationError, RegistryError, ServiceNotFoundError
 from querybus.registry.backends.base import RegistryBackend
 from querybus.registry.health import HealthCheck, run_checks
@@ -135,7 +136,7 @@ class Registration:
     async def _loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                await wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             try:
                 await self._push(first=False)
@@ -171,9 +172,7 @@ class Registration:
             return
         self._state = RegistrationState.CLOSED
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         self._registry._forget(self)
         await self._backend.deregister(self.instance_id)

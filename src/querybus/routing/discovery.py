@@ -11,7 +11,6 @@ reaches it with the primary's DSN, host and port (and database) replaced
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Collection
@@ -20,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import unquote, urlsplit
 
+from querybus.cancellation import stop_task
 from querybus.database.replication import format_lsn
 from querybus.errors import ConfigurationError, QueryBusError, RegistryError
 from querybus.registry.client import RegistryClient
@@ -145,9 +145,7 @@ class ReplicaDiscovery:
         """Stop syncing. The replicas it added stay (the executor closes them when it stops)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     async def __aenter__(self) -> Self:
         await self.start()

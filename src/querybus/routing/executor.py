@@ -504,7 +504,7 @@ class RoutingExecutor:
             )
             outcome.route_seconds = route_seconds
         if self.metrics is not None:
-            self.metrics.route.labels(target=label, reason=state.reason.value).inc()
+            self.metrics.count_route(label, state.reason.value)
             self.metrics.route_seconds.observe(route_seconds)
         if self.on_decision is None:
             return

@@ -4,11 +4,11 @@ health (ban and recovery), and the function catalog."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
 
+from querybus.cancellation import stop_task
 from querybus.errors import QueryBusError
 from querybus.routing.classify import Classifier, FunctionCatalog
 from querybus.routing.lag import LagSample, LagTracker
@@ -58,9 +58,7 @@ class Monitor:
         """Stop the loop."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     async def _loop(self) -> None:
         while True:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from querybus.cancellation import wait_for
 from querybus.database.errors import BROKEN_CONNECTION, DATABASE_ERRORS, map_database_error
 from querybus.database.postgres import RELEASE_TIMEOUT, connect, create_pool
 from querybus.database.replication import REPLICA_STATUS, parse_lsn
@@ -285,10 +286,10 @@ class Target:
                 monitor, self._monitor = self._monitor, None
             if monitor is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(monitor.close(), timeout=5)
+                    await wait_for(monitor.close(), timeout=5)
             if pool is not None:
                 try:
-                    await asyncio.wait_for(pool.close(), timeout=grace)
+                    await wait_for(pool.close(), timeout=grace)
                 except DATABASE_ERRORS:  # includes TimeoutError
                     pool.terminate()
         finally:

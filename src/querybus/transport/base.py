@@ -32,6 +32,9 @@ Semantics both must keep:
   only committed by :meth:`GroupConsumer.commit`.
   ``on_revoke`` is awaited before partitions are taken away, so the member
   can finish and commit its in-flight work first.
+* ``delete_topics`` of a topic that does not exist (any more) succeeds, so
+  several callers may delete the same topic at once;
+  ``latest_timestamp`` answers None for a partition that holds no record.
 * All failures surface as :class:`~querybus.errors.TransportError`
   subclasses (``BrokerUnavailableError`` when the bus cannot be reached).
 """
@@ -175,6 +178,42 @@ class Transport(Protocol):
 
         Raises:
             TransportError: unknown topic or unreachable bus.
+        """
+        ...
+
+    async def list_topics(self, prefix: str = "") -> list[str]:
+        """The names of the topics that start with ``prefix``, sorted.
+
+        The bus's internal topics (Kafka's ``__consumer_offsets``…) are left
+        out, and so, on Kafka, are topics this principal may not describe.
+
+        Raises:
+            TransportError: the bus could not be asked (``BrokerUnavailableError``
+                when it cannot be reached).
+        """
+        ...
+
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete topics. An unknown one is not an error, so that several
+        callers deleting the same topic at once all succeed.
+
+        Raises:
+            BrokerAuthorizationError: this principal may not delete one of them.
+            TransportError: the bus refused for another reason, or cannot be reached.
+        """
+        ...
+
+    async def latest_timestamp(self, topic: str, partition: int = 0) -> float | None:
+        """The timestamp (seconds since the epoch) of the last record of one
+        partition, as the bus stored it; None when the partition holds no record.
+
+        Bounded in time (the transport's request timeout on Kafka).
+
+        Raises:
+            BrokerAuthorizationError: this principal may not read the topic.
+            BrokerUnavailableError: the bus cannot be reached.
+            TransportError: unknown topic or partition, or the record could
+                not be read in time.
         """
         ...
 

@@ -85,6 +85,7 @@ from aiokafka.protocol.admin import (
 from aiokafka.protocol.api import Request
 from aiokafka.structs import OffsetAndMetadata
 
+from querybus.cancellation import wait_for
 from querybus.config import KafkaSecurity
 from querybus.errors import (
     BrokerAuthenticationError,
@@ -824,7 +825,7 @@ class _KafkaGroupConsumer:
             await _start(
                 options,
                 f"join group {self._group_id!r}",
-                asyncio.wait_for(self._consumer.start(), options.request_timeout * 2),
+                wait_for(self._consumer.start(), options.request_timeout * 2),
             )
         except TimeoutError:
             await self.stop()
@@ -1110,6 +1111,69 @@ class KafkaTransport:
         if not parts:
             raise TransportError(f"unknown topic {topic!r}")
         return len(parts)
+
+    async def list_topics(self, prefix: str = "") -> list[str]:
+        """The names of the topics that start with ``prefix``, sorted.
+
+        Kafka's internal topics are left out, and so are those this principal
+        may not describe (the broker's metadata does not show them).
+
+        Raises:
+            BrokerUnavailableError: no broker could be reached.
+            TransportError: any other failure.
+        """
+        cluster = await self._cluster()
+        names: set[str] = cluster.topics(exclude_internal_topics=True)
+        return sorted(name for name in names if name.startswith(prefix))
+
+    async def latest_timestamp(self, topic: str, partition: int = 0) -> float | None:
+        """The timestamp of the last record of ``partition`` (None when it has none).
+
+        A consumer of its own, without a group (nothing is committed), reads
+        that one record; the whole lookup is bounded by ``request_timeout``.
+
+        Raises:
+            BrokerAuthorizationError: this principal may not describe or read the topic.
+            BrokerUnavailableError: no broker could be reached.
+            TransportError: unknown topic or partition, or the record was not
+                read within ``request_timeout``.
+        """
+        # Asked first: it is the metadata answer that tells "unknown topic"
+        # and "not allowed" apart; a consumer would wait out its timeout on
+        # a topic that does not exist.
+        count = await self.partition_count(topic)
+        if not 0 <= partition < count:
+            raise TransportError(f"topic {topic!r} has no partition {partition}")
+        options = self.options
+        what = f"read the last record of {topic!r}[{partition}]"
+        tp = KafkaTopicPartition(topic, partition)
+        consumer = AIOKafkaConsumer(**options.consumer(), auto_offset_reset="earliest")
+        try:
+            async with asyncio.timeout(options.request_timeout):
+                await _start(options, what, consumer.start())
+                with _mapped(what):
+                    consumer.assign([tp])
+                    first = (await consumer.beginning_offsets([tp]))[tp]
+                    end = (await consumer.end_offsets([tp]))[tp]
+                    if end <= first:
+                        return None
+                    consumer.seek(tp, end - 1)
+                    while True:
+                        # The fetcher skips the records of the batch below
+                        # end - 1; more may have been appended since.
+                        batches = await consumer.getmany(tp, timeout_ms=200)
+                        records = batches.get(tp, [])
+                        if records:
+                            last = max(records, key=lambda msg: msg.offset)
+                            timestamp: float = last.timestamp / 1000.0
+                            return timestamp
+        except TimeoutError:
+            raise TransportError(
+                f"{what}: no answer within {options.request_timeout:g} s"
+            ) from None
+        finally:
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
 
     async def delete_topics(self, names: Sequence[str]) -> None:
         """Delete topics (an unknown one is not an error).

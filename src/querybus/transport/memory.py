@@ -33,6 +33,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from querybus.cancellation import wait_for
 from querybus.errors import (
     ConfigurationError,
     InterfaceError,
@@ -74,7 +75,7 @@ class _Waiter:
         if seconds <= 0:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), seconds)
+            await wait_for(self.event.wait(), seconds)
 
 
 class _Topic:
@@ -461,6 +462,34 @@ class MemoryTransport:
             TransportError: unknown topic.
         """
         return len(self._bus.topic(topic).logs)
+
+    async def list_topics(self, prefix: str = "") -> list[str]:
+        """The names of the topics that start with ``prefix``, sorted (this
+        bus has no internal topics)."""
+        return sorted(name for name in self._bus.topics if name.startswith(prefix))
+
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete topics (an unknown one is not an error).
+
+        Readers and group members of a deleted topic keep what they hold and
+        see nothing new; a send to it fails (unknown topic).
+        """
+        for name in names:
+            topic = self._bus.topics.pop(name, None)
+            if topic is not None:
+                topic.notify()
+
+    async def latest_timestamp(self, topic: str, partition: int = 0) -> float | None:
+        """The timestamp of the last record of ``partition`` (None when it has none).
+
+        Raises:
+            TransportError: unknown topic or partition.
+        """
+        logs = self._bus.topic(topic).logs
+        if not 0 <= partition < len(logs):
+            raise TransportError(f"topic {topic!r} has no partition {partition}")
+        records = logs[partition]
+        return records[-1].timestamp if records else None
 
     def producer(self) -> _MemoryProducer:
         return _MemoryProducer(self._bus, self.max_message_bytes)

@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator
 
+from querybus.cancellation import wait_for
 from querybus.registry.backends.base import alive
 from querybus.registry.models import ServiceInstance
 
@@ -86,4 +87,4 @@ class InstanceTable:
                 # even though nothing is written when an instance dies.
                 timeout = max(0.0, min(i.expires_at for i in current) - time.time()) + 0.01
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout)
+                await wait_for(changed.wait(), timeout)

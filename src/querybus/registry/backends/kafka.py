@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from querybus.cancellation import stop_task, wait_for
 from querybus.config import KafkaSecurity
 from querybus.errors import (
     RegistryError,
@@ -109,16 +110,16 @@ class KafkaBackend(BackendLifecycle):
         try:
             if self._transport is None:
                 raise RegistryError("a stopped Kafka registry backend cannot be restarted")
-            await asyncio.wait_for(
+            await wait_for(
                 self._transport.create_topics(
                     [TopicSpec(self.topic, partitions=1, config={"cleanup.policy": "compact"})]
                 ),
                 self._timeout,
             )
             self._producer = self._transport.producer()
-            await asyncio.wait_for(self._producer.start(), self._timeout)
+            await wait_for(self._producer.start(), self._timeout)
             self._reader = self._transport.partition_reader(self.topic, start_at="beginning")
-            await asyncio.wait_for(self._reader.start(), self._timeout)
+            await wait_for(self._reader.start(), self._timeout)
             self._task = asyncio.create_task(
                 self._read_loop(), name=f"registry reader {self.topic}"
             )
@@ -133,9 +134,7 @@ class KafkaBackend(BackendLifecycle):
     async def stop(self) -> None:
         """Stop reading and writing (registrations expire unless deregistered first)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         for future in self._syncs.values():
             future.cancel()
@@ -204,7 +203,7 @@ class KafkaBackend(BackendLifecycle):
         self._syncs[key] = future
         try:
             await self._send(key, None)
-            await asyncio.wait_for(asyncio.shield(future), self._timeout)
+            await wait_for(asyncio.shield(future), self._timeout)
         except TimeoutError as exc:
             raise RegistryUnavailableError("Kafka registry did not catch up in time") from exc
         finally:
@@ -216,9 +215,7 @@ class KafkaBackend(BackendLifecycle):
         if self._producer is None:
             raise RegistryError("Kafka registry backend is not started")
         try:
-            meta = await asyncio.wait_for(
-                self._producer.send(self.topic, value, key=key), self._timeout
-            )
+            meta = await wait_for(self._producer.send(self.topic, value, key=key), self._timeout)
         except (TransportError, TimeoutError) as exc:
             raise RegistryUnavailableError(f"Kafka registry unreachable: {exc}") from exc
         return meta.offset
