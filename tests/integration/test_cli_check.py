@@ -209,7 +209,8 @@ async def test_an_adapter_serving_passes_and_prints_whole_ids(
     code, out, err = await _check(env, tmp_path)
     assert code == 0, err
     assert "✓ query executed successfully" in out
-    assert re.search(r"^  correlation id: [0-9a-f]{32}$", out, re.M), out
+    # Whole: the 16-hex client prefix and the counter, nothing cut off.
+    assert re.search(r"^  correlation id: [0-9a-f]{17,}$", out, re.M), out
     assert f"  request topic:  {bus.settings.topics.request}\n" in out
     code, out, _ = await _check(env, tmp_path, "--json", "--timeout", "30")
     assert code == 0

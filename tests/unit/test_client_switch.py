@@ -131,6 +131,11 @@ class _FlakyProducer:
             raise BrokerUnavailableError("the broker is down (test)")
         return await self._inner.send(topic, value, **kwargs)
 
+    async def start_send(self, topic: str, value: bytes | None, **kwargs: Any) -> Any:
+        if self._owner.down:
+            raise BrokerUnavailableError("the broker is down (test)")
+        return await self._inner.start_send(topic, value, **kwargs)
+
 
 class FlakyTransport:
     """The in-memory transport, unreachable while ``down`` is set."""
@@ -161,6 +166,7 @@ class FakeDirect:
 
     name = "direct"
     decoded_rows = True
+    keeps_deadlines = False
     reply_to = ReplyAddress("direct", 0)
 
     def __init__(self, *_: Any, **__: Any) -> None:

@@ -111,6 +111,10 @@ class AdapterService:
         self._http: HttpServer | None = None
         self._tracker = OffsetTracker()
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        # Read when scraped, not counted up and down per request (a lock each).
+        self.metrics.in_flight.set_function(
+            lambda: float(sum(len(tasks) for tasks in self._tasks.values()))
+        )
         self._capacity = max(1, self.settings.pool_size * 4)
         self._slots = asyncio.Semaphore(self._capacity)
         self._replies_: Replies | None = None
@@ -438,7 +442,6 @@ class AdapterService:
         record is dealt with (replied to, or dead-lettered)."""
         received = time.time()
         started = time.perf_counter()
-        self.metrics.in_flight.inc()
         dealt_with = False
         try:
             await self._process(record, received, started)
@@ -460,7 +463,6 @@ class AdapterService:
             except TransportError as exc:
                 log.error("record left uncommitted, to be redelivered: %s", exc)
         finally:
-            self.metrics.in_flight.dec()
             if dealt_with:
                 self._tracker.done((record.topic, record.partition), record.offset)
             self._slots.release()

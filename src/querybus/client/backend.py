@@ -47,6 +47,8 @@ class Backend(Protocol):
     #: Whether the rows of its replies (and of their batch outcomes) are
     #: Python values already; otherwise they are in the wire encoding.
     decoded_rows: bool
+    #: Whether ``exchange`` ends a wait at its ``deadline`` by itself.
+    keeps_deadlines: bool
 
     @property
     def reply_to(self) -> ReplyAddress:
@@ -76,10 +78,13 @@ class Backend(Protocol):
         topic: str | None = None,
         partition: int | None = None,
         watch: Watch | None = None,
+        deadline: float | None = None,
     ) -> Reply:
         """Send ``request`` (``data`` is its encoding) and return its reply.
         ``topic``/``partition`` address a transaction's adapter (bus only);
-        ``watch`` raises when the reply is no longer worth waiting for.
+        ``watch`` raises when the reply is no longer worth waiting for;
+        ``deadline`` (event-loop time): a backend that ``keeps_deadlines``
+        raises TimeoutError then by itself, so its caller sets no timer.
 
         Raises:
             TransportError: it could not be sent (``BrokerUnavailableError``:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import heapq
 import logging
 import random
 from collections.abc import Sequence
@@ -58,6 +60,7 @@ class BusBackend:
 
     name = "bus"
     decoded_rows = False
+    keeps_deadlines = True
 
     def __init__(
         self,
@@ -86,6 +89,12 @@ class BusBackend:
         self._reader: PartitionReader | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[Reply]] = {}
+        # The deadlines of the waiting requests, earliest first, and the one
+        # timer set for the earliest: a request costs a heap push, not a
+        # timer (or a timeout context) of its own. Entries of requests that
+        # got their reply are dropped when they reach the front.
+        self._deadlines: list[tuple[float, str]] = []
+        self._timer: asyncio.TimerHandle | None = None
         self._reply_to: ReplyAddress | None = None
         self.started = False
 
@@ -183,6 +192,10 @@ class BusBackend:
             if not fut.done():
                 fut.set_exception(exc)
         self._pending.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
         if self._reader_task is not None:
             await stop_task(self._reader_task)
             self._reader_task = None
@@ -263,6 +276,31 @@ class BusBackend:
                 reason = reply.error.message
         self._on_lost(tx_id, reason)
 
+    def _track(self, cid: str, deadline: float) -> None:
+        """End the wait for ``cid`` at ``deadline`` (event-loop time)."""
+        heapq.heappush(self._deadlines, (deadline, cid))
+        timer = self._timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """The timer: fail the requests whose deadline passed (TimeoutError),
+        drop the entries of those already answered, and set the timer for
+        the next deadline."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        heap, pending = self._deadlines, self._pending
+        while heap and (heap[0][0] <= now or heap[0][1] not in pending):
+            when, cid = heapq.heappop(heap)
+            fut = pending.get(cid)
+            if fut is not None and when <= now and not fut.done():
+                fut.set_exception(TimeoutError())
+        if heap:
+            self._timer = loop.call_at(heap[0][0], self._expire)
+
     def fail_waiting(self, correlation_id: str, exc: BaseException) -> None:
         fut = self._pending.get(correlation_id)
         if fut is not None and not fut.done():
@@ -280,9 +318,15 @@ class BusBackend:
         topic: str | None = None,
         partition: int | None = None,
         watch: Watch | None = None,
+        deadline: float | None = None,
     ) -> Reply:
         """Send one encoded request and wait for its reply (and, with
-        ``watch``, stop waiting when it raises)."""
+        ``watch``, stop waiting when it raises; at ``deadline``, event-loop
+        time, with TimeoutError).
+
+        The request is buffered, not awaited to its acknowledgement: its
+        reply says it arrived; a failed delivery fails the wait instead.
+        """
         producer, reply_to = self._producer, self._reply_to
         if producer is None or reply_to is None:
             raise InterfaceError("the client's bus connection is not open")
@@ -298,18 +342,32 @@ class BusBackend:
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
         try:
-            await producer.send(
+            if deadline is not None:
+                self._track(cid, deadline)
+            ack = await producer.start_send(
                 self.request_topic if topic is None else topic,
                 data,
                 key=key,
                 partition=partition,
                 headers=headers,
             )
+            ack.add_done_callback(functools.partial(_fail_on_lost_delivery, fut))
             if watch is None:
                 return await fut
             return await _watched(fut, watch)
         finally:
             self._pending.pop(cid, None)
+
+
+def _fail_on_lost_delivery(fut: asyncio.Future[Reply], ack: asyncio.Future[Any]) -> None:
+    """A request that was never delivered gets no reply: fail its wait with
+    the transport's error (a ``BrokerUnavailableError`` lets the client fall
+    back: nothing was sent)."""
+    if ack.cancelled():
+        return
+    exc = ack.exception()
+    if exc is not None and not fut.done():
+        fut.set_exception(exc)
 
 
 async def _watched(fut: asyncio.Future[T], watch: Watch) -> T:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import itertools
 import logging
 import os
 import time
@@ -189,6 +190,11 @@ class QueryClient(Statements):
         )
         self.timeout = timeout
         self.client_id = client_id or f"qb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # Correlation ids: a random prefix per client (unique across clients
+        # sharing a reply partition) and a counter; a uuid4 per request cost
+        # a urandom call and an object for nothing more.
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._ids = itertools.count(1)
         self._read_your_writes = read_your_writes
         self._state = ClientState.UNOPENED
         self._last_lsn: str | None = None
@@ -373,6 +379,10 @@ class QueryClient(Statements):
 
     # -- requests ----------------------------------------------------------
 
+    def _next_id(self) -> str:
+        """A new correlation id, unique to this client."""
+        return f"{self._id_prefix}{next(self._ids):x}"
+
     def _reply_to(self) -> ReplyAddress:
         bus = self._bus
         return bus.reply_to if bus is not None and bus.started else _NOWHERE
@@ -396,7 +406,7 @@ class QueryClient(Statements):
             raise InterfaceError(f"the client is {self._state.value}, not open")
         now = time.time()
         return QueryRequest(
-            id=uuid.uuid4().hex,
+            id=self._next_id(),
             client=self.client_id,
             op=op,
             sql=sql,
@@ -464,46 +474,28 @@ class QueryClient(Statements):
         cid = request.id
         self.metrics.requests += 1
         started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            # One timeout for everything the call waits for: the token, the
-            # reply, and the one resend after a token_expired reply.
-            async with asyncio.timeout(timeout):
-                token = None
-                if self._tokens is not None and chosen is self._bus:
-                    token = await self._tokens.current()
-                try:
-                    reply = await chosen.exchange(
-                        request,
-                        data,
-                        token,
-                        key=key,
-                        topic=topic,
-                        partition=partition,
-                        watch=watch,
-                    )
-                except BrokerUnavailableError as exc:
-                    # Nothing was sent: the request may run elsewhere.
-                    if pinned or chosen is not self._bus or self._direct is None:
-                        raise
-                    chosen = await self._fall_back(exc)
-                    self.metrics.fallbacks += 1
-                    reply = await chosen.exchange(request, data, None, key=key)
-                if self._should_refresh(reply):
-                    assert self._tokens is not None
-                    token = await self._tokens.refresh(token)
-                    stale_cid, cid = cid, uuid.uuid4().hex
-                    log.info("token expired (correlation id %s); resending as %s", stale_cid, cid)
-                    # Same deadline and idempotency key; nothing ran the first time.
-                    request = msgspec.structs.replace(request, id=cid, sent_at=time.time())
-                    reply = await chosen.exchange(
-                        request,
-                        encode(request),
-                        token,
-                        key=key,
-                        topic=topic,
-                        partition=partition,
-                        watch=watch,
-                    )
+            if chosen.keeps_deadlines and topic is None and self._tokens is None:
+                # The hot path (a plain request on the bus, no token): the
+                # backend's one deadline structure ends the wait, no timer of
+                # our own. (Inbox sends keep the timeout below: a send to an
+                # inbox deleted meanwhile must not outlive it.)
+                reply, chosen = await self._exchange(
+                    chosen, pinned, request, data, None, key=key, deadline=deadline
+                )
+            else:
+                reply, chosen = await self._call_bounded(
+                    chosen,
+                    pinned,
+                    request,
+                    data,
+                    key=key,
+                    topic=topic,
+                    partition=partition,
+                    watch=watch,
+                    deadline=deadline,
+                )
         except TimeoutError:
             self.metrics.timeouts += 1
             raise RequestTimeoutError(
@@ -516,10 +508,97 @@ class QueryClient(Statements):
             e = reply.error
             if e.lsn:  # a statement that ran and wrote, though its rows did not fit
                 self._note_lsn(e.lsn)
-            raise error_from_info(e, correlation_id=cid)
+            raise error_from_info(e, correlation_id=reply.id)
         if reply.lsn:
             self._note_lsn(reply.lsn)
         return reply, elapsed, chosen
+
+    async def _exchange(
+        self,
+        chosen: Backend,
+        pinned: bool,
+        request: QueryRequest,
+        data: bytes,
+        token: str | None,
+        *,
+        key: bytes | None,
+        deadline: float,
+        topic: str | None = None,
+        partition: int | None = None,
+        watch: Watch | None = None,
+    ) -> tuple[Reply, Backend]:
+        """One exchange on ``chosen``; when the bus turns out unreachable
+        (nothing was sent), on direct instead, unless pinned."""
+        try:
+            reply = await chosen.exchange(
+                request,
+                data,
+                token,
+                key=key,
+                topic=topic,
+                partition=partition,
+                watch=watch,
+                deadline=deadline,
+            )
+        except BrokerUnavailableError as exc:
+            # Nothing was sent: the request may run elsewhere.
+            if pinned or chosen is not self._bus or self._direct is None:
+                raise
+            chosen = await self._fall_back(exc)
+            self.metrics.fallbacks += 1
+            async with asyncio.timeout_at(deadline):  # direct keeps no deadline of its own
+                reply = await chosen.exchange(request, data, None, key=key)
+        return reply, chosen
+
+    async def _call_bounded(
+        self,
+        chosen: Backend,
+        pinned: bool,
+        request: QueryRequest,
+        data: bytes,
+        *,
+        key: bytes | None,
+        topic: str | None,
+        partition: int | None,
+        watch: Watch | None,
+        deadline: float,
+    ) -> tuple[Reply, Backend]:
+        """The exchange under one timeout for everything it waits for: the
+        token, the reply, and the one resend after a token_expired reply."""
+        async with asyncio.timeout_at(deadline):
+            token = None
+            if self._tokens is not None and chosen is self._bus:
+                token = await self._tokens.current()
+            reply, chosen = await self._exchange(
+                chosen,
+                pinned,
+                request,
+                data,
+                token,
+                key=key,
+                topic=topic,
+                partition=partition,
+                watch=watch,
+                deadline=deadline,
+            )
+            if self._should_refresh(reply):
+                assert self._tokens is not None
+                token = await self._tokens.refresh(token)
+                stale_cid, cid = request.id, self._next_id()
+                log.info("token expired (correlation id %s); resending as %s", stale_cid, cid)
+                # Same deadline and idempotency key; nothing ran the first time.
+                request = msgspec.structs.replace(request, id=cid, sent_at=time.time())
+                reply = await chosen.exchange(
+                    request,
+                    encode(request),
+                    token,
+                    key=key,
+                    topic=topic,
+                    partition=partition,
+                    watch=watch,
+                    deadline=deadline,
+                )
+        return reply, chosen
 
     @staticmethod
     def _coerce_operation(value: OperationType | str | None) -> OperationType | None:
@@ -593,7 +672,7 @@ class QueryClient(Statements):
         except TypeError as exc:
             raise InterfaceError(f"parameters must be a sequence: {exc}") from exc
         request = QueryRequest(
-            id=uuid.uuid4().hex,
+            id=self._next_id(),
             client=self.client_id,
             op=op,
             sql=sql,

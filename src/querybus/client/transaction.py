@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import enum
 import random
-import uuid
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -370,7 +369,7 @@ class Transaction(Statements):
             # transaction and ignored the statement. Send it on its own.
             info = self._check_open()
             request = msgspec.structs.replace(
-                request, id=uuid.uuid4().hex, tx=info.id, txop=None, txopts=None
+                request, id=self._client._next_id(), tx=info.id, txop=None, txopts=None
             )
             return await self._to_holder(request, info, timeout)
         return reply, elapsed

@@ -29,6 +29,7 @@ from querybus.client.backend import LostCallback, Reply, Watch
 from querybus.config import AdapterSettings, BusSettings
 from querybus.database.executor import PostgresExecutor
 from querybus.errors import InterfaceError
+from querybus.observability.metrics import unscraped_metrics
 from querybus.protocol import (
     QueryRequest,
     QueryResult,
@@ -69,6 +70,9 @@ class DirectBackend:
 
     name = "direct"
     decoded_rows = True
+    # Its caller bounds the wait: what runs here keeps to the request's own
+    # deadline anyway (pool, statement timeout).
+    keeps_deadlines = False
 
     def __init__(
         self,
@@ -98,6 +102,7 @@ class DirectBackend:
         self._handler = RequestHandler(
             self._executor,
             instance_id=f"direct-{client_id}",
+            metrics=unscraped_metrics(),
             policy=policy,
             max_reply_bytes=bus.max_message_bytes,
             max_deadline=settings.max_deadline,
@@ -150,6 +155,7 @@ class DirectBackend:
         topic: str | None = None,
         partition: int | None = None,
         watch: Watch | None = None,
+        deadline: float | None = None,
     ) -> Reply:
         if not self._started:
             raise InterfaceError("the client's direct connection is not open")

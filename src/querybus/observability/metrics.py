@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "unscraped_metrics"]
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -106,3 +106,45 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+class _Ignored:
+    """Takes every metric update and keeps nothing."""
+
+    def labels(self, *_: Any, **__: Any) -> _Ignored:
+        return self
+
+    def inc(self, amount: float = 1.0) -> None:
+        pass
+
+    def dec(self, amount: float = 1.0) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+    def set_function(self, fn: Any) -> None:
+        pass
+
+
+class _Unscraped(Metrics):
+    """Metrics nobody can scrape: every update is dropped."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ignored: Any = _Ignored()
+        self.requests = self.errors = self.dead_letters = ignored
+        self.latency = self.queue_wait = self.execute = ignored
+        self.in_flight = self.route = self.route_seconds = ignored
+        self.requests_ok = ignored
+        self._routes = {}
+
+    def count_route(self, target: str, reason: str) -> None:
+        pass
+
+
+def unscraped_metrics() -> Metrics:
+    """Metrics for request handling that has no ``/metrics`` endpoint (direct
+    mode, in the caller's process): updating Prometheus counters nobody reads
+    would cost a lock per update on every request."""
+    return _Unscraped()

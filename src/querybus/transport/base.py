@@ -41,6 +41,7 @@ Semantics both must keep:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -129,6 +130,27 @@ class Producer(Protocol):
         Raises:
             TransportError: the record could not be appended (``PayloadTooLargeError``
                 when the bus refuses its size).
+        """
+        ...
+
+    async def start_send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        """Append one record to the producer's buffer and return the future of
+        its acknowledgement, without waiting for it: a caller that learns of
+        the delivery another way (a request's reply) saves a wake-up.
+
+        Raises:
+            TransportError: the record could not be buffered (the producer is
+                not started, the record is too large, an unknown partition);
+                the future then raises what a failed delivery raises with
+                ``send``.
         """
         ...
 

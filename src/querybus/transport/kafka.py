@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import ssl
@@ -602,16 +603,45 @@ class _KafkaProducer:
             BrokerUnavailableError: the broker cannot be reached.
             TransportError: unknown topic or partition, or any other failure.
         """
+        ack = await self.start_send(
+            topic, value, key=key, partition=partition, headers=headers, timestamp=timestamp
+        )
+        return await ack
+
+    async def start_send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        timestamp: float | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Buffer one record; return the future of its acknowledgement (its
+        failure mapped as :meth:`send` maps it).
+
+        Raises:
+            InterfaceError: the producer is not started.
+            PayloadTooLargeError: the record is larger than ``max_message_bytes``.
+            BrokerUnavailableError: the broker cannot be reached.
+            TransportError: unknown topic or partition, or any other failure.
+        """
         producer = self._producer
         if producer is None:
             raise InterfaceError("producer is not started")
-        with _mapped(f"send to {topic!r}"):
+        what = f"send to {topic!r}"
+        with _mapped(what):
             if partition is not None:
-                # aiokafka only asserts this; assertions vanish under -O.
-                known = await producer.partitions_for(topic)
+                # aiokafka only asserts this; assertions vanish under -O. The
+                # cluster metadata it keeps answers without a round trip (or an
+                # await) for every topic it has seen: replies, the hot path.
+                known = producer.client.cluster.partitions_for_topic(topic)
+                if known is None or partition not in known:
+                    known = await producer.partitions_for(topic)
                 if partition not in known:
                     raise TransportError(f"topic {topic!r} has no partition {partition}")
-            meta = await producer.send_and_wait(
+            delivery = await producer.send(
                 topic,
                 value,
                 key=key,
@@ -619,7 +649,26 @@ class _KafkaProducer:
                 headers=list(headers),
                 timestamp_ms=None if timestamp is None else round(timestamp * 1000),
             )
-        return RecordMetadata(topic=meta.topic, partition=meta.partition, offset=meta.offset)
+        ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        delivery.add_done_callback(functools.partial(_settle_ack, ack, what))
+        return ack
+
+
+def _settle_ack(
+    ack: asyncio.Future[RecordMetadata], what: str, delivery: asyncio.Future[Any]
+) -> None:
+    """Pass aiokafka's delivery outcome on to ``ack``, its failure mapped."""
+    if ack.done():
+        return
+    if delivery.cancelled():
+        ack.cancel()
+        return
+    exc = delivery.exception()
+    if exc is not None:
+        ack.set_exception(map_error(exc, what))
+        return
+    meta = delivery.result()
+    ack.set_result(RecordMetadata(topic=meta.topic, partition=meta.partition, offset=meta.offset))
 
 
 class _KafkaPartitionReader:

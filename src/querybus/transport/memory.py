@@ -206,6 +206,24 @@ class _MemoryProducer:
         await asyncio.sleep(0)
         return RecordMetadata(topic=topic, partition=partition, offset=offset)
 
+    async def start_send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        timestamp: float | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """:meth:`send` at once; the future is done (delivered) already."""
+        meta = await self.send(
+            topic, value, key=key, partition=partition, headers=headers, timestamp=timestamp
+        )
+        ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        ack.set_result(meta)
+        return ack
+
 
 class _MemoryPartitionReader:
     def __init__(
