@@ -68,7 +68,7 @@ run: venv
 	scripts/run.sh
 
 bench: venv services
-	. .stack/env && $(VENV)/bin/querybus bench --concurrency 32 --requests 5000
+	. .stack/env && $(VENV)/bin/querybus bench --concurrency 1,16,64 --requests 5000
 
 # The codec and routing micro-benchmarks (tools/, not installed); figures in docs/benchmarks.md.
 bench-micro: venv
