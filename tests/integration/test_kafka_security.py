@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +31,7 @@ from tests.integration.secure_kafka import (
 )
 from tests.stack import SecureKafka, Stack, UniqueNames
 
+from querybus.adapter.inbox_sweep import InboxState, InboxSweeper
 from querybus.adapter.service import AdapterService
 from querybus.client import QueryClient
 from querybus.config import AdapterSettings, KafkaSecurity
@@ -38,6 +41,7 @@ from querybus.errors import (
     BrokerAuthorizationError,
     TransportError,
 )
+from querybus.protocol import Headers
 from querybus.transport.acl import Acl, AclOperation, PatternType, ResourceType
 
 # A refused connection must be reported well within this (a hang guard).
@@ -394,3 +398,58 @@ async def test_acl_admin_api_round_trip_and_refusal(sbus: SecureBus) -> None:
         await asyncio.wait_for(carol.create_acls([replace(acl, principal="User:bob")]), BOUND)
     assert await sbus.admin.delete_acls([acl]) == [acl]
     assert await sbus.settled(0) == []
+
+
+# -- the inbox sweep under ACLs ---------------------------------------------------
+
+
+async def test_the_inbox_sweep_needs_delete_and_without_it_stops_with_one_warning(
+    sbus: SecureBus, secure: SecureKafka, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On the secured broker: a principal that may list and read the inboxes
+    but not delete them gets one warning naming the missing ACL, its sweep
+    stops and the inbox stays; granted DELETE, the same sweep deletes it."""
+    topics = sbus.topics
+    gone = topics.inbox("gone-adapter")
+    await sbus.create_topics(gone, partitions=1)
+    producer = sbus.admin.producer()
+    sbus.on_close(producer.stop)
+    await producer.start()
+    # The last heartbeat of an adapter gone for an hour.
+    await producer.send(
+        gone, b"", partition=0, headers=[(Headers.HEARTBEAT, b"60")], timestamp=time.time() - 3600
+    )
+    reader = "User:bob"
+    await sbus.grant(
+        *(
+            Acl(reader, ResourceType.TOPIC, topics.inbox_prefix, op, pattern=PatternType.PREFIXED)
+            for op in (AclOperation.DESCRIBE, AclOperation.READ)
+        )
+    )
+    sweeper = InboxSweeper(
+        sbus.transport(sasl(secure, "bob")), topics.inbox_prefix, retire_after=600.0
+    )
+    with caplog.at_level(logging.WARNING, logger="querybus.adapter"):
+        await asyncio.wait_for(sweeper.run(0.05, first_delay=0.0), BOUND)  # returns: it stopped
+    stopped = [r for r in caplog.records if "inbox sweep stopped" in r.getMessage()]
+    assert len(stopped) == 1
+    assert "DELETE" in stopped[0].getMessage()
+    assert gone in await sbus.admin.list_topics(topics.inbox_prefix)
+
+    await sbus.grant(
+        Acl(
+            reader,
+            ResourceType.TOPIC,
+            topics.inbox_prefix,
+            AclOperation.DELETE,
+            pattern=PatternType.PREFIXED,
+        )
+    )
+    [status] = await sweeper.sweep()
+    assert (status.topic, status.state) == (gone, InboxState.DELETED)
+    await wait_for(
+        lambda: sbus.admin.list_topics(topics.inbox_prefix),
+        BOUND,
+        accept=lambda names: gone not in names,
+        message="the inbox deleted",
+    )
