@@ -476,8 +476,15 @@ class QueryClient(Statements):
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + timeout
         try:
-            if chosen.keeps_deadlines and topic is None and self._tokens is None:
-                # The hot path (a plain request on the bus, no token): the
+            if not chosen.keeps_deadlines:
+                # Direct: no token, and nothing to fall back from; one
+                # timeout for the call, without the layers the bus needs.
+                async with asyncio.timeout_at(deadline):
+                    reply = await chosen.exchange(
+                        request, data, None, key=key, topic=topic, partition=partition, watch=watch
+                    )
+            elif topic is None and self._tokens is None:
+                # The bus's hot path (a plain request, no token): the
                 # backend's one deadline structure ends the wait, no timer of
                 # our own. (Inbox sends keep the timeout below: a send to an
                 # inbox deleted meanwhile must not outlive it.)

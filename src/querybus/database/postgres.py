@@ -25,9 +25,8 @@ deadline in every case. So the database never runs a statement more than
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -77,22 +76,36 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 RELEASE_TIMEOUT = 5.0
 
 
-@contextlib.asynccontextmanager
-async def pooled(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+class pooled:
     """A connection from ``pool`` (waiting at most ``timeout``), released with a bound.
 
+    A class rather than an ``asynccontextmanager``: it runs on every request,
+    and a generator-based context manager costs a generator and its frame
+    per use.
+
     Raises:
-        TimeoutError: no connection became free within ``timeout``.
+        TimeoutError: (on entry) no connection became free within ``timeout``.
     """
-    # asyncio.timeout rather than acquire(timeout=…): asyncpg implements the
-    # latter with a task per call, a cost on every request. Its acquire puts
-    # the connection back when cancelled, so the timeout loses nothing.
-    async with asyncio.timeout(timeout):
-        conn = await pool.acquire()
-    try:
-        yield conn
-    finally:
-        await pool.release(conn, timeout=RELEASE_TIMEOUT)
+
+    __slots__ = ("_conn", "_pool", "_timeout")
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        # asyncio.timeout rather than acquire(timeout=…): asyncpg implements
+        # the latter with a task per call. Its acquire puts the connection
+        # back when cancelled, so the timeout loses nothing.
+        async with asyncio.timeout(self._timeout):
+            self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._pool.release(conn, timeout=RELEASE_TIMEOUT)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
