@@ -521,3 +521,25 @@ async def test_direct_mode_has_its_pool_size_and_the_adapters_rules(
                 await tx.rollback()
         finally:
             await pg.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+async def test_rows_are_described_by_the_statement_that_ran_after_a_schema_change(
+    mode: str, bus: Bus, stack: Stack, make_table: MakeTable, pg: asyncpg.Connection
+) -> None:
+    """One pooled connection ran ``SELECT *``; then a column is added. The
+    next run is prepared again by asyncpg, and the result's columns must be
+    the new statement's: the rows have two values, so two columns."""
+    if mode == "bus":
+        await bus.adapter(pool_size=1)  # one connection: the statement is cached on it
+        client = await bus.client(timeout=30.0)
+    else:
+        client = await bus.client(timeout=30.0, pool_size=1, **options(mode, stack))
+    table = await make_table("id int PRIMARY KEY")
+    await pg.execute(f"INSERT INTO {table} VALUES (1)")
+    before = await client.request(f"SELECT * FROM {table}")
+    assert [c.name for c in before.columns] == ["id"]
+    await pg.execute(f"ALTER TABLE {table} ADD COLUMN note text DEFAULT 'x'")
+    after = await client.request(f"SELECT * FROM {table}")
+    assert [(c.name, c.type) for c in after.columns] == [("id", "int4"), ("note", "text")]
+    [row] = after.rows
+    assert (row["id"], row["note"]) == (1, "x")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -149,8 +149,39 @@ async def create_pool(
     return pool
 
 
-def _columns(stmt: Any) -> list[Column]:
-    return [Column(a.name, a.type.name) for a in stmt._get_attributes()]
+class _Shape(NamedTuple):
+    """What a prepared statement's description says, as the hot path needs it."""
+
+    columns: list[Column]
+    #: (position, type name) of the integer parameters (see _check_integers).
+    integers: tuple[tuple[int, str], ...]
+
+
+# A prepared statement's shape, by the statement object (kept alive with it,
+# so its id cannot be reused meanwhile). asyncpg re-prepares a statement whose
+# description changed (DDL) as a new object, so an entry is never stale.
+# Rebuilding the column list and scanning the parameter types cost a few
+# percent of a point query's CPU when done per request.
+_SHAPES: dict[int, tuple[Any, _Shape]] = {}
+_SHAPES_MAX = 1024
+
+
+def _shape(stmt: Any) -> _Shape:
+    cached = _SHAPES.get(id(stmt))
+    if cached is not None and cached[0] is stmt:
+        return cached[1]
+    shape = _Shape(
+        columns=[Column(a.name, a.type.name) for a in stmt._get_attributes()],
+        integers=tuple(
+            (n, kind.name)
+            for n, kind in enumerate(stmt._get_parameters())
+            if kind.name in _INTEGER_TYPES
+        ),
+    )
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()  # bounded: statements of every connection end up here
+    _SHAPES[id(stmt)] = (stmt, shape)
+    return shape
 
 
 async def run_on_connection(
@@ -252,26 +283,34 @@ async def run_statement(conn: asyncpg.Connection, job: Job) -> Outcome:
     # asyncpg's statement cache makes this free after the first time:
     # Parse/Describe is done once per connection.
     stmt = await conn._get_statement(sql, job.deadline.left())
+    shape = _shape(stmt)
     if job.request.many:
         for row in params:
-            _check_integers(stmt, row)
+            _check_integers(shape, row)
         if conn.is_in_transaction():
             await conn.executemany(sql, params, timeout=job.deadline.left())
         else:
             async with conn.transaction():
                 await conn.executemany(sql, params, timeout=job.deadline.left())
         return Outcome(command=f"EXECUTEMANY {len(params)}", rowcount=len(params))
-    _check_integers(stmt, params)
+    _check_integers(shape, params)
     # With a row limit, one row more than allowed is enough to refuse the
     # result (inside the guarded transaction, which then rolls back).
     limit = 0 if job.max_rows is None else job.max_rows + 1
     rows, status, _ = await conn._execute(
         sql, params, limit, job.deadline.left(), return_status=True
     )
+    # When the statement's description changed since it was prepared (DDL:
+    # a column added to a ``SELECT *``), asyncpg prepares it again and runs
+    # the new one: describe the rows with that one, not the one checked
+    # above. A cache hit, no round trip.
+    ran = await conn._get_statement(sql, None)
+    if ran is not stmt:
+        shape = _shape(ran)
     command = status.decode() if isinstance(status, bytes) else str(status or "")
     return Outcome(
         command=command,
-        columns=_columns(stmt),
+        columns=shape.columns,
         rows=[list(r) for r in rows],
         rowcount=_rowcount(command, len(rows)),
     )
@@ -280,7 +319,7 @@ async def run_statement(conn: asyncpg.Connection, job: Job) -> Outcome:
 _INTEGER_TYPES = frozenset({"int2", "int4", "int8", "oid", "_int2", "_int4", "_int8", "_oid"})
 
 
-def _check_integers(stmt: Any, params: Sequence[Any]) -> None:
+def _check_integers(shape: _Shape, params: Sequence[Any]) -> None:
     """Refuse a non-integer value for an integer parameter.
 
     asyncpg converts anything with ``__int__`` for an integer parameter, so
@@ -291,10 +330,10 @@ def _check_integers(stmt: Any, params: Sequence[Any]) -> None:
     Raises:
         asyncpg.DataError: mapped to ``22023`` like asyncpg's own client-side checks.
     """
-    for n, (kind, value) in enumerate(zip(stmt._get_parameters(), params, strict=False), 1):
-        if kind.name in _INTEGER_TYPES and not _all_integers(value):
+    for n, kind in shape.integers:
+        if n < len(params) and not _all_integers(params[n]):
             raise ClientDataError(
-                f"parameter ${n} is {kind.name}: expected an integer, got {type(value).__name__}"
+                f"parameter ${n + 1} is {kind}: expected an integer, got {type(params[n]).__name__}"
             )
 
 
