@@ -24,6 +24,7 @@ from tests.stack import Stack, UniqueNames
 from querybus.adapter.inbox import Inbox, is_heartbeat
 from querybus.adapter.service import AdapterService
 from querybus.config import BusSettings, TopicNames
+from querybus.errors import TransportError
 from querybus.transport import Record, TopicSpec
 
 #: The retire age of the sweeping adapter (and so its transactions' lifetime).
@@ -221,3 +222,40 @@ async def test_inboxes_command_lists_and_sweeps_the_retired_ones(
         )
     finally:
         await transport.close()
+
+
+async def _last_record_or_none(transport: Any, topic: str) -> float | None:
+    try:
+        return await transport.latest_timestamp(topic)  # type: ignore[no-any-return]
+    except TransportError:
+        return None  # not there (yet)
+
+
+@bounded(120)
+async def test_an_inbox_deleted_under_a_live_adapter_is_created_again(
+    bus: Bus, pg: asyncpg.Connection, make_table: Callable[..., Any]
+) -> None:
+    """The sweep's one race (an adapter restarting under a stable instance id
+    right as another sweeps its old inbox) deletes a live inbox. The
+    adapter's next heartbeat fails; it finds its inbox gone, creates it
+    again and reads the new one, and its transactions work."""
+    observer = await bus.transport()
+    svc = await inbox_adapter(bus, heartbeat=0.2)
+    await wait_for(lambda: observer.latest_timestamp(svc.inbox_topic), message="a heartbeat")
+    await observer.delete_topics([svc.inbox_topic])
+    deleted_at = time.time()
+    await wait_for(
+        lambda: _last_record_or_none(observer, svc.inbox_topic),
+        90,
+        interval=0.2,
+        accept=lambda last: last is not None and last > deleted_at,
+        message="the inbox created again, with a heartbeat in it",
+    )
+    table = await make_table("id int PRIMARY KEY")
+    client = await bus.client(timeout=20.0)
+    async with client.transaction() as tx:
+        await tx.execute(f"INSERT INTO {table} VALUES (1)")
+        await tx.execute(f"INSERT INTO {table} VALUES (2)")  # through the inbox
+    assert tx.info is not None
+    assert tx.info.inbox == svc.inbox_topic
+    assert await pg.fetchval(f"SELECT count(*) FROM {table}") == 2

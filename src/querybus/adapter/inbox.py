@@ -41,7 +41,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from querybus.cancellation import stop_task
-from querybus.errors import QueryBusError, TransportError
+from querybus.errors import BrokerUnavailableError, QueryBusError, TransportError
 from querybus.protocol import Headers
 from querybus.transport import PartitionReader, Producer, Record, TopicSpec, Transport
 
@@ -91,12 +91,50 @@ class Inbox:
             TransportError: the bus refused.
         """
         await self._transport.create_topics([TopicSpec(self.topic, partitions=1)])
-        self._reader = self._transport.partition_reader(self.topic, [0], start_at="end")
-        await self._reader.start()
-        self._loop = asyncio.create_task(self._read(), name=f"inbox-{self.topic}")
+        await self._start_reading()
         self._beating = asyncio.create_task(
             self._beat(producer), name=f"inbox-heartbeat-{self.topic}"
         )
+
+    async def _start_reading(self) -> None:
+        self._reader = self._transport.partition_reader(self.topic, [0], start_at="end")
+        await self._reader.start()
+        self._loop = asyncio.create_task(self._read(), name=f"inbox-{self.topic}")
+
+    async def _stop_reading_records(self) -> None:
+        await stop_task(self._loop)
+        self._loop = None
+        if self._reader is not None:
+            with contextlib.suppress(QueryBusError):
+                await self._reader.stop()
+            self._reader = None
+
+    async def _restore(self) -> None:
+        """Create the inbox again when it is gone while this adapter runs.
+
+        Another adapter's sweep may delete it in the one round trip between
+        reading its old last record and this adapter's first heartbeat, when
+        this adapter restarted under the same stable instance id after being
+        gone longer than the retire age. Without its inbox, a transaction this
+        adapter begins could not be reached.
+
+        Raises:
+            TransportError: the bus refused.
+        """
+        try:
+            await self._transport.partition_count(self.topic)
+            return  # it is there: the heartbeat failed for another reason
+        except BrokerUnavailableError:
+            return  # an outage: the next heartbeat tries again
+        except TransportError:
+            pass  # unknown topic: deleted
+        log.warning(
+            "the inbox %s was deleted while this adapter uses it; creating it again", self.topic
+        )
+        await self._transport.create_topics([TopicSpec(self.topic, partitions=1)])
+        # The old reader was positioned in the deleted log: read the new one.
+        await self._stop_reading_records()
+        await self._start_reading()
 
     async def _read(self) -> None:
         assert self._reader is not None
@@ -120,6 +158,9 @@ class Inbox:
         failing = False
         while True:
             try:
+                # A metadata request per heartbeat finds a deleted inbox at
+                # once; a send to it would wait out the request timeout first.
+                await self._restore()
                 await producer.send(self.topic, b"", partition=0, headers=headers)
             except Exception as exc:  # a dead heartbeat loop would get a live inbox deleted
                 # Once per outage at WARNING, not every interval.
@@ -147,10 +188,4 @@ class Inbox:
         being handled go on). Harmless when not started, or called twice."""
         await stop_task(self._beating)
         self._beating = None
-        if self._loop is not None:
-            await stop_task(self._loop)
-            self._loop = None
-        if self._reader is not None:
-            with contextlib.suppress(QueryBusError):
-                await self._reader.stop()
-            self._reader = None
+        await self._stop_reading_records()

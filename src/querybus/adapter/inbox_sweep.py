@@ -25,7 +25,9 @@ Sweepers of several adapters may delete the same inbox at once: deleting a
 topic that is gone already is not an error. An inbox is checked and, when
 retired, deleted at once, one after the other, so the window in which an
 adapter restarting under the same stable instance id could write its first
-heartbeat between the check and the deletion is one round trip wide.
+heartbeat between the check and the deletion is one round trip wide; an
+adapter whose inbox was deleted under it creates it again at its next
+heartbeat (:meth:`querybus.adapter.inbox.Inbox`).
 
 Deleting needs DELETE on the inbox prefix (``querybus acl adapter`` grants
 it); refused, the sweep logs one warning and stops (the adapter goes on).
