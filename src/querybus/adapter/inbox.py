@@ -41,7 +41,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from querybus.cancellation import stop_task
-from querybus.errors import BrokerUnavailableError, QueryBusError, TransportError
+from querybus.errors import (
+    BrokerAuthenticationError,
+    BrokerAuthorizationError,
+    BrokerUnavailableError,
+    QueryBusError,
+    TransportError,
+)
 from querybus.protocol import Headers
 from querybus.transport import PartitionReader, Producer, Record, TopicSpec, Transport
 
@@ -124,8 +130,10 @@ class Inbox:
         try:
             await self._transport.partition_count(self.topic)
             return  # it is there: the heartbeat failed for another reason
-        except BrokerUnavailableError:
-            return  # an outage: the next heartbeat tries again
+        except (BrokerUnavailableError, BrokerAuthenticationError, BrokerAuthorizationError):
+            # An outage, or a principal that may not describe its inbox:
+            # nothing says it is gone, and the heartbeat must still be sent.
+            return
         except TransportError:
             pass  # unknown topic: deleted
         log.warning(
