@@ -36,6 +36,7 @@ from querybus.database.transactions import TRANSACTION_MARK
 from querybus.errors import (
     InterfaceError,
     PermissionDeniedError,
+    ProtocolError,
     QueryBusError,
     RequestRejectedError,
     TransactionBusyError,
@@ -634,16 +635,19 @@ async def test_hostile_transaction_fields_get_typed_errors_and_change_nothing(
     statement — each gets a typed refusal, and the table and the open
     transaction are untouched."""
     table = await make_table("id int PRIMARY KEY")
-    await tx_adapter(bus)
+    adapter = await tx_adapter(bus)
+    transactions = adapter.executor.transactions
+    assert transactions is not None
     client = await bus.client(timeout=20.0)
     tx = await client.begin()
     await tx.execute(f"INSERT INTO {table} VALUES (1)")
     assert tx.info is not None
     inbox = {"topic": tx.info.inbox, "partition": 0}
     drop = f"x; DROP TABLE {table}"
+    do_block = f"DO $$ BEGIN DROP TABLE {table}; END $$"
 
-    def req(sql: str = "", **fields: Any) -> Any:
-        return client._new_request(sql, [], timeout=10.0, **fields)
+    def req(sql: str = "", params: list[Any] | None = None, **fields: Any) -> Any:
+        return client._new_request(sql, params or [], timeout=10.0, **fields)
 
     evil_level = TxOptions(isolation=f"serializable; DROP TABLE {table}")
     batch = [BatchItem(f"INSERT INTO {table} VALUES (2)", []), BatchItem("SET ROLE postgres", [])]
@@ -655,15 +659,21 @@ async def test_hostile_transaction_fields_get_typed_errors_and_change_nothing(
         ("commit without a transaction", req(txop=TxOp.COMMIT), {}),
         ("status of a path", req(tx="'; DROP TABLE x; --", txop=TxOp.STATUS), {}),
         ("batch with a refused statement", req(batch=batch), {}),
+        # BEGIN with its first statement: refused before anything begins.
+        ("begin with a DO block", req(do_block, txop=TxOp.BEGIN), {}),
+        ("begin with two statements", req(f"SELECT 1; DROP TABLE {table}", txop=TxOp.BEGIN), {}),
+        ("begin with a bad value", req("SELECT $1::int", [{"$nope": 1}], txop=TxOp.BEGIN), {}),
+        ("begin naming a transaction", req(f"DELETE FROM {table}", txop=TxOp.BEGIN, tx=tx.id), {}),
     ]
     answered = []
     for what, request, where in hostile:
         try:
             result, _ = await client._roundtrip(request, timeout=10.0, **where)
-        except (RequestRejectedError, TransactionLostError, InterfaceError):
+        except (RequestRejectedError, TransactionLostError, InterfaceError, ProtocolError):
             continue
         answered.append((what, result.state))
     assert not answered, answered
+    assert transactions.open_count == 1  # only tx: no refused BEGIN began one
     # The open transaction still works and commits; nothing else happened.
     await tx.execute(f"INSERT INTO {table} VALUES (3)")
     await tx.commit()

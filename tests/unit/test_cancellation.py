@@ -25,12 +25,14 @@ async def test_the_stoppers_own_cancellation_is_passed_on() -> None:
     """The stopped task takes a while to unwind; the stopper is cancelled
     meanwhile (a timeout around a shutdown): it must end cancelled, not go on."""
     release = asyncio.Event()
+    unwinding = asyncio.Event()
     went_on = False
 
     async def slow_to_unwind() -> None:
         try:
             await asyncio.sleep(3600)
         finally:
+            unwinding.set()
             await release.wait()  # cleanup that outlasts the stopper's patience
 
     async def stopper(task: asyncio.Task[None]) -> None:
@@ -41,9 +43,8 @@ async def test_the_stoppers_own_cancellation_is_passed_on() -> None:
     task = asyncio.create_task(slow_to_unwind())
     await asyncio.sleep(0)
     outer = asyncio.create_task(stopper(task))
-    await asyncio.sleep(0.01)
+    await unwinding.wait()  # the stopper has cancelled it and waits for its end
     outer.cancel()
-    await asyncio.sleep(0.01)
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await outer

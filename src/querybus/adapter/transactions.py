@@ -152,6 +152,8 @@ class TransactionDesk:
         Raises:
             BegunButFailed: the statement failed in the open transaction.
         """
+        if request.tx is not None:
+            raise RequestRejectedError("begin opens a new transaction: it names none (tx)")
         # Checked before anything: a refused statement begins nothing.
         job = make_job(request, deadline, identity, limits) if request.sql else None
         tx_id = await txs.begin(

@@ -166,13 +166,17 @@ class Transaction(Statements):
         """
         if self._state is not TransactionState.NEW:
             raise InterfaceError(f"the transaction is {self._state.value}; begin it only once")
+        await self._begin_alone()
+        return self
+
+    async def _begin_alone(self) -> None:
+        """BEGIN without a statement; where it lives from the reply on."""
         timeout = self._timeout_of(None)
         request = self._client._new_request(timeout=timeout, txop=TxOp.BEGIN, txopts=self._options)
         reply, _, backend = await self._client._call(request, timeout=timeout)
         if reply.tx is None:
             raise InterfaceError("the adapter's reply to BEGIN names no transaction")
         self._opened(reply.tx, backend)
-        return self
 
     def defer(self) -> Transaction:
         """Open it without a round trip: BEGIN travels with the first
@@ -410,14 +414,9 @@ class Transaction(Statements):
                             sql, params, timeout=timeout, op=op, many=many
                         )
                         return await self._begin_with(request, timeout)
-                    # A savepoint first: BEGIN alone, then the savepoint.
-                    self._state = TransactionState.NEW
-                    self._deferred = False
-                    try:
-                        await self.start()
-                    except BaseException:
-                        self._deferred, self._state = True, TransactionState.OPEN
-                        raise
+                    # A savepoint first: BEGIN alone, then the savepoint
+                    # (still deferred when BEGIN fails: nothing began).
+                    await self._begin_alone()
         self._check_open()
         async with self._lock:
             info = self._check_open()
