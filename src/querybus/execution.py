@@ -144,6 +144,10 @@ class Job:
             returning more is rolled back and refused
             (:class:`~querybus.errors.PermissionDeniedError`).
         transaction: the interactive transaction it runs in (its id), if any.
+        caller_bounds: the caller's own timeout cancels the job at its
+            deadline (direct mode's plain statements, run in the caller's
+            task): the pool wait and the statement set no timers of their
+            own. The deadline still sets the server's statement timeout.
     """
 
     request: QueryRequest
@@ -153,6 +157,7 @@ class Job:
     identity: Identity | None = None
     max_rows: int | None = None
     transaction: str | None = None
+    caller_bounds: bool = False
 
     @classmethod
     def of(

@@ -33,7 +33,13 @@ import querybus.dbapi as dbapi
 from querybus.client import QueryClient, TransactionState
 from querybus.client.sync import SyncQueryClient
 from querybus.config import BusSettings, ClientSettings
-from querybus.errors import DataError, RequestRejectedError, TransactionBusyError
+from querybus.errors import (
+    DataError,
+    PayloadTooLargeError,
+    ProtocolError,
+    RequestRejectedError,
+    TransactionBusyError,
+)
 from querybus.sqlstates import (
     InFailedSQLTransactionError,
     UndefinedTableError,
@@ -543,3 +549,46 @@ async def test_rows_are_described_by_the_statement_that_ran_after_a_schema_chang
     assert [(c.name, c.type) for c in after.columns] == [("id", "int4"), ("note", "text")]
     [row] = after.rows
     assert (row["id"], row["note"]) == (1, "x")
+
+
+async def test_the_size_limit_and_odd_text_are_refused_alike_on_every_path(
+    mode: str, bus: Bus, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Direct mode runs a plain request without encoding it when its
+    parameters cross the wire unchanged and its size is surely below the
+    limit; any other request is encoded and measured as on the bus. Either
+    way the limit refuses the same requests, text that UTF-8 cannot hold is
+    a typed error, and the values come back alike."""
+    if mode == "bus":
+        await bus.adapter()
+    lean: list[str] = []
+    if mode == "direct":
+        from querybus.direct import DirectBackend
+
+        run_plain = DirectBackend.run_plain
+
+        async def counted(self: DirectBackend, request: Any) -> Any:
+            lean.append(request.sql)
+            return await run_plain(self, request)
+
+        monkeypatch.setattr(DirectBackend, "run_plain", counted)
+    settings = dataclasses.replace(bus.settings, max_message_bytes=8192)
+    async with QueryClient(settings, timeout=30.0, **options(mode, stack)) as client:
+        sql = "SELECT length($1::text), $2::int8, $3::float8, $4::bool"
+        # Small and plain: the lean path.
+        assert tuple(await client.fetchrow(sql, "abc", 2**62, 0.5, True)) == (3, 2**62, 0.5, True)
+        # 5 kB of ASCII fits, though its bound (every character escaped) does not.
+        assert await client.fetchval(sql, "a" * 5000, None, None, None) == 5000
+        # Non-ASCII text and wide integers take the trip.
+        assert await client.fetchval("SELECT length($1::text)", "é" * 2000) == 2000
+        assert await client.fetchval("SELECT $1::numeric", 2**70) == 2**70
+        with pytest.raises(PayloadTooLargeError):
+            await client.fetchval(sql, "a" * 9000, None, None, None)
+        with pytest.raises(PayloadTooLargeError):
+            await client.fetchval("SELECT length($1::text)", "é" * 5000)
+        with pytest.raises(ProtocolError, match="surrogate"):
+            await client.fetchval("SELECT length($1::text)", "a\ud800")
+        with pytest.raises(ProtocolError, match="surrogate"):
+            await client.fetchval("SELECT '\ud800'")
+    if mode == "direct":
+        assert lean == [sql], lean

@@ -28,6 +28,7 @@ import asyncpg
 import httpx
 import pytest
 from tests.helpers import collect, wait_for
+from tests.integration.pg_cluster import tail
 from tests.integration.private_services import PrivateKafka, private_kafka, private_postgres
 from tests.stack import Stack, UniqueNames
 
@@ -283,13 +284,24 @@ async def test_broker_outage_fails_fast_loses_nothing_and_recovers(
                 kafka.start()
                 await kafka.wait_ready()
 
+                failures: list[str] = []
+
                 async def serves() -> bool:
                     try:
                         return bool(await client.fetchval("SELECT 1", timeout=3) == 1)
-                    except TransportError:
+                    except TransportError as exc:
+                        failures.append(f"{type(exc).__name__}: {exc}")
                         return False
 
-                await wait_for(serves, 60, interval=0.2, message="requests succeed again")
+                try:
+                    await wait_for(serves, 60, interval=0.2, message="requests succeed again")
+                except AssertionError:
+                    # Which side is stuck: the client's failures, the adapter's view.
+                    raise AssertionError(
+                        f"last failures {failures[-3:]}; adapter in flight "
+                        f"{_in_flight(adapter)}; health {await adapter.health(timeout=2)}\n"
+                        f"broker log:\n{tail(kafka.server_log)}"
+                    ) from None
 
                 # Nothing was lost: every request of the batch gets exactly its own reply.
                 results = await asyncio.wait_for(asyncio.gather(*batch), 90)

@@ -223,6 +223,31 @@ class RequestHandler:
             return self._fail(request, exc, timings, audit)
         return self._respond(request, outcome, timings, audit, idem)
 
+    async def handle_plain(self, request: QueryRequest) -> Handled:
+        """:meth:`handle` for a caller in this process (direct mode) with a
+        plain request: one autocommit statement, no idempotency key, no
+        token, parameters that crossed no wire and need no decoding (see
+        :func:`~querybus.protocol.values.unchanged_size`). The same checks,
+        execution and reply, minus the steps such a request cannot need.
+
+        The caller awaits it in its own task under a timeout for the
+        request's deadline: the pool wait and the statement set no timers of
+        their own (:attr:`Job.caller_bounds`); cancelling it cancels the
+        statement on the server.
+        """
+        started = time.perf_counter()
+        deadline = Deadline.from_wall(request.deadline, cap=self.max_deadline)
+        timings = Timings()
+        audit = _Audit(request, started, adapter=self.instance_id, with_params=False)
+        try:
+            identity, limits = self._admit(None, request, audit)
+            job = self._job(request, deadline, identity, limits, audit, decoded=True)
+            job.caller_bounds = True  # run in the caller's task, under its timeout
+            outcome = await self.executor.run(job)
+        except QueryBusError as exc:
+            return self._fail(request, exc, timings, audit)
+        return self._respond(request, outcome, timings, audit)
+
     def _respond(
         self,
         request: QueryRequest,
@@ -374,8 +399,11 @@ class RequestHandler:
         identity: Identity | None = None,
         limits: RolePolicy | None = None,
         audit: _Audit | None = None,
+        *,
+        decoded: bool = False,
     ) -> Job:
-        """Check and decode the request into one :class:`Job`.
+        """Check and decode the request into one :class:`Job` (``decoded``:
+        its parameters are Python values already).
 
         Raises:
             DeadlineExceededError: it expired (before anything, so an expired
@@ -392,14 +420,17 @@ class RequestHandler:
             limits.check(statement)
             deadline = deadline.capped(limits.statement_timeout)
         params: Sequence[Any]
-        try:
-            params = (
-                [decode_row(p) for p in request.params]
-                if request.many
-                else decode_row(request.params)
-            )
-        except (ProtocolError, TypeError) as exc:
-            raise ProtocolError(f"invalid parameters: {exc}") from exc
+        if decoded:
+            params = request.params
+        else:
+            try:
+                params = (
+                    [decode_row(p) for p in request.params]
+                    if request.many
+                    else decode_row(request.params)
+                )
+            except (ProtocolError, TypeError) as exc:
+                raise ProtocolError(f"invalid parameters: {exc}") from exc
         return Job(
             request,
             params,

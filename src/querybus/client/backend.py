@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from querybus.config import BusSettings
 from querybus.errors import ConfigurationError
 from querybus.protocol import QueryFailure, QueryRequest, QueryResult, ReplyAddress
 
-__all__ = ["Backend", "LostCallback", "Reply", "Watch", "load_direct_backend"]
+__all__ = ["Backend", "LostCallback", "PlainRunner", "Reply", "Watch", "load_direct_backend"]
 
 Reply = QueryResult | QueryFailure
 
@@ -98,6 +98,18 @@ class Backend(Protocol):
 
     async def probe(self, timeout: float) -> None:
         """Raise unless the backend answers now (the fallback's probe)."""
+        ...
+
+
+@runtime_checkable
+class PlainRunner(Protocol):
+    """A backend with a lean path for plain requests (direct mode): one
+    autocommit statement, no idempotency key, parameters that cross the wire
+    unchanged (:func:`~querybus.protocol.values.unchanged_size`), given as
+    the request object alone, never encoded."""
+
+    async def run_plain(self, request: QueryRequest) -> Reply:
+        """Run ``request``; return its reply (rows as Python values)."""
         ...
 
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from querybus.cancellation import stop_task
-from querybus.client.backend import Backend, Reply, Watch, load_direct_backend
+from querybus.client.backend import Backend, PlainRunner, Reply, Watch, load_direct_backend
 from querybus.client.bus import BusBackend, Discovery
 from querybus.client.credentials import TokenProvider, TokenSource
 from querybus.client.result import Result, row_type
@@ -41,6 +41,7 @@ from querybus.errors import (
     BrokerUnavailableError,
     InterfaceError,
     PayloadTooLargeError,
+    ProtocolError,
     QueryBusError,
     RequestTimeoutError,
     TokenExpiredError,
@@ -62,6 +63,7 @@ from querybus.protocol import (
     encode_row,
 )
 from querybus.protocol.errors import error_from_info
+from querybus.protocol.values import unchanged_size
 from querybus.transport import Producer, Transport
 
 __all__ = ["ClientState", "QueryClient"]
@@ -73,6 +75,9 @@ T = TypeVar("T")
 #: The reply address of requests built while the bus is not connected (they
 #: run directly; nothing is ever sent to it).
 _NOWHERE = ReplyAddress("direct", 0)
+#: More than a request's fields other than its SQL, parameters and client id
+#: take once encoded (ids, times, reply address, routing options).
+_ENVELOPE_BYTES = 2048
 
 
 class ClientState(enum.Enum):
@@ -230,6 +235,8 @@ class QueryClient(Statements):
             )
         self._direct_started = False
         self._direct_lock = asyncio.Lock()
+        # Direct mode's lean path for plain requests (set once started).
+        self._plain: PlainRunner | None = None
         # The fallback: requests run directly while this is set.
         self._falling_back = False
         self._probe_task: asyncio.Task[None] | None = None
@@ -279,7 +286,9 @@ class QueryClient(Statements):
         self._state = ClientState.OPEN
         try:
             if self._bus is None:
-                await self._start_direct()
+                direct = await self._start_direct()
+                if isinstance(direct, PlainRunner):
+                    self._plain = direct
             else:
                 try:
                     await self._bus.start()
@@ -299,6 +308,7 @@ class QueryClient(Statements):
         if self._state is ClientState.CLOSED:
             return
         self._state = ClientState.CLOSED
+        self._plain = None
         if self._probe_task is not None:
             await stop_task(self._probe_task)
         if self._bus is not None:
@@ -464,7 +474,14 @@ class QueryClient(Statements):
         Raises:
             what the reply's error is; RequestTimeoutError; what ``watch`` raises.
         """
-        data = encode(request)
+        try:
+            data = encode(request)
+        except UnicodeEncodeError:
+            # Python text may hold lone surrogates; UTF-8, hence JSON, cannot.
+            raise ProtocolError(
+                "the request's SQL or a parameter is text with a lone surrogate "
+                "(not valid Unicode): it cannot travel on the wire"
+            ) from None
         if len(data) > self._settings.max_message_bytes:
             raise PayloadTooLargeError(
                 f"request is {len(data)} bytes; the limit is {self._settings.max_message_bytes}"
@@ -511,6 +528,10 @@ class QueryClient(Statements):
         elapsed = time.perf_counter() - started
         if on_tx is not None and reply.tx is not None:
             on_tx(reply.tx, chosen)
+        return self._succeeded(reply), elapsed, chosen
+
+    def _succeeded(self, reply: Reply) -> QueryResult:
+        """``reply`` when it is a result (its LSN noted); its error raised otherwise."""
         if isinstance(reply, QueryFailure):
             e = reply.error
             if e.lsn:  # a statement that ran and wrote, though its rows did not fit
@@ -518,7 +539,34 @@ class QueryClient(Statements):
             raise error_from_info(e, correlation_id=reply.id)
         if reply.lsn:
             self._note_lsn(reply.lsn)
-        return reply, elapsed, chosen
+        return reply
+
+    async def _run_plain(self, plain: PlainRunner, request: QueryRequest, timeout: float) -> Result:
+        """Direct mode's lean path (:class:`PlainRunner`): the request is not
+        encoded, and none of the bus's layers is crossed; the same checks,
+        statement, reply and errors as :meth:`_call` on the direct backend."""
+        self.metrics.requests += 1
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                reply = await plain.run_plain(request)
+        except TimeoutError:
+            self.metrics.timeouts += 1
+            raise RequestTimeoutError(
+                f"no reply within {timeout:g} s (correlation id {request.id})"
+            ) from None
+        return self._result(self._succeeded(reply), time.perf_counter() - started, self._direct)
+
+    def _skips_encoding(self, request: QueryRequest) -> bool:
+        """Whether ``request`` may take the lean path: it would arrive
+        exactly as it is and surely fits the size limit (otherwise it is
+        encoded, measured and decoded as on the bus)."""
+        size = unchanged_size(request.params)
+        if size is None or not request.sql.isascii():
+            return False
+        # Every character escaped at worst, plus the envelope's fields.
+        bound = size + 6 * (len(request.sql) + len(request.client)) + _ENVELOPE_BYTES
+        return bound <= self._settings.max_message_bytes
 
     async def _exchange(
         self,
@@ -689,10 +737,18 @@ class QueryClient(Statements):
             deadline=now + timeout,
             sent_at=now,
             idem=idempotency_key,
-            route=RoutePreference(route),
+            route=route if type(route) is RoutePreference else RoutePreference(route),
             max_staleness=max_staleness,
             min_lsn=self._last_lsn if self._read_your_writes else None,
         )
+        plain = self._plain
+        if (
+            plain is not None
+            and not many
+            and idempotency_key is None
+            and self._skips_encoding(request)
+        ):
+            return await self._run_plain(plain, request, timeout)
         key = idempotency_key.encode() if idempotency_key else None
         reply, elapsed, backend = await self._call(request, timeout=timeout, key=key)
         return self._result(reply, elapsed, backend)

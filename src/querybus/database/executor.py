@@ -122,7 +122,8 @@ class PostgresExecutor:
     async def run(self, job: Job) -> Outcome:
         pool = self._require_pool()
         try:
-            async with pooled(pool, job.deadline.left()) as conn:
+            left = job.deadline.left()  # raises when nothing is left
+            async with pooled(pool, None if job.caller_bounds else left) as conn:
                 return await run_on_connection(
                     conn,
                     job,

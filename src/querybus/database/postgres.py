@@ -77,7 +77,8 @@ RELEASE_TIMEOUT = 5.0
 
 
 class pooled:
-    """A connection from ``pool`` (waiting at most ``timeout``), released with a bound.
+    """A connection from ``pool`` (waiting at most ``timeout``; None: as long
+    as the caller waits), released with a bound.
 
     A class rather than an ``asynccontextmanager``: it runs on every request,
     and a generator-based context manager costs a generator and its frame
@@ -89,7 +90,7 @@ class pooled:
 
     __slots__ = ("_conn", "_pool", "_timeout")
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
         self._conn: asyncpg.Connection | None = None
@@ -98,8 +99,11 @@ class pooled:
         # asyncio.timeout rather than acquire(timeout=…): asyncpg implements
         # the latter with a task per call. Its acquire puts the connection
         # back when cancelled, so the timeout loses nothing.
-        async with asyncio.timeout(self._timeout):
+        if self._timeout is None:  # the caller's own timeout bounds the wait
             self._conn = await self._pool.acquire()
+        else:
+            async with asyncio.timeout(self._timeout):
+                self._conn = await self._pool.acquire()
         return self._conn
 
     async def __aexit__(self, *exc: object) -> None:
@@ -282,7 +286,10 @@ async def run_statement(conn: asyncpg.Connection, job: Job) -> Outcome:
     sql, params = job.request.sql, job.params
     # asyncpg's statement cache makes this free after the first time:
     # Parse/Describe is done once per connection.
-    stmt = await conn._get_statement(sql, job.deadline.left())
+    # A timeout for asyncpg's waits unless the caller's own ends them (then
+    # asyncpg's timer per call would be a second one for the same deadline).
+    left = job.deadline.left()  # raises when nothing is left
+    stmt = await conn._get_statement(sql, None if job.caller_bounds else left)
     shape = _shape(stmt)
     if job.request.many:
         for row in params:
@@ -298,7 +305,7 @@ async def run_statement(conn: asyncpg.Connection, job: Job) -> Outcome:
     # result (inside the guarded transaction, which then rolls back).
     limit = 0 if job.max_rows is None else job.max_rows + 1
     rows, status, _ = await conn._execute(
-        sql, params, limit, job.deadline.left(), return_status=True
+        sql, params, limit, None if job.caller_bounds else job.deadline.left(), return_status=True
     )
     # When the statement's description changed since it was prepared (DDL:
     # a column added to a ``SELECT *``), asyncpg prepares it again and runs

@@ -174,6 +174,15 @@ class DirectBackend:
         task.add_done_callback(self._running.discard)
         return _reply(await asyncio.shield(task))
 
+    async def run_plain(self, request: QueryRequest) -> Reply:
+        """Run a plain request, its parameters Python values that need no
+        trip (:meth:`RequestHandler.handle_plain`), in the caller's task:
+        when the caller stops waiting, asyncpg cancels the statement on the
+        server, as with :meth:`exchange`."""
+        if not self._started:
+            raise InterfaceError("the client's direct connection is not open")
+        return _reply(await self._handler.handle_plain(request))
+
 
 def _reply(handled: Handled) -> Reply:
     """The reply, with its rows as Python values (as a client decodes them)."""

@@ -42,6 +42,7 @@ __all__ = [
     "encode_value",
     "settle_rows",
     "settle_value",
+    "unchanged_size",
 ]
 
 
@@ -107,6 +108,41 @@ def encode_row(row: Sequence[Any]) -> list[Any]:
 
 def encode_rows(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [[v if type(v) in _PASS else encode_value(v) for v in row] for row in rows]
+
+
+_INT64 = 2**63
+
+
+def unchanged_size(values: Sequence[Any]) -> int | None:
+    """An upper bound of the JSON size of ``values`` when every one crosses
+    the wire unchanged (ASCII text, an integer of 64 bits, a finite float, a
+    boolean, None), so that the trip may be skipped; None when one may not.
+
+    Direct mode's lean path uses it: such parameters arrive exactly as
+    given, and a request whose bound is far below the size limit fits
+    without being encoded. (Non-ASCII text may hold lone surrogates, which
+    the encoder refuses: it takes the trip, and is refused alike.)
+    """
+    size = 2
+    for v in values:
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                return None
+            size += 6 * len(v) + 3  # every character escaped (\u00XX) at worst
+        elif t is int:
+            if not -_INT64 <= v < _INT64:
+                return None
+            size += 21
+        elif t is float:
+            if not math.isfinite(v):
+                return None
+            size += 26
+        elif t is bool or v is None:
+            size += 6
+        else:
+            return None
+    return size
 
 
 def _time(s: str) -> dt.time:
