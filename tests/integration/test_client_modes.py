@@ -38,6 +38,7 @@ from querybus.errors import (
     PayloadTooLargeError,
     ProtocolError,
     RequestRejectedError,
+    RequestTimeoutError,
     TransactionBusyError,
 )
 from querybus.sqlstates import (
@@ -592,3 +593,29 @@ async def test_the_size_limit_and_odd_text_are_refused_alike_on_every_path(
             await client.fetchval("SELECT '\ud800'")
     if mode == "direct":
         assert lean == [sql], lean
+
+
+async def test_a_statement_past_its_timeout_is_a_timeout_and_stops_on_the_server(
+    db: QueryClient, pg: asyncpg.Connection
+) -> None:
+    """The caller's timeout ends the wait with RequestTimeoutError, and the
+    statement does not run on: in direct mode the caller's task is cancelled
+    and asyncpg cancels the statement; on the bus the adapter set the
+    session's statement timeout from the deadline."""
+    marker = f"qb_timeout_{uuid.uuid4().hex[:8]}"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(RequestTimeoutError) as caught:
+        await db.fetchval(f"SELECT pg_sleep(30), '{marker}'", timeout=1.0)
+    assert loop.time() - started < 5
+    assert caught.value.retriable
+
+    async def gone() -> bool:
+        running = await pg.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+            f"%{marker}%",
+        )
+        return bool(running == 0)
+
+    await wait_for(gone, 10, message="the statement stopped on the server")
+    assert await db.fetchval("SELECT 1") == 1

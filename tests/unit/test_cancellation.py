@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import querybus
-from querybus.cancellation import stop_task, wait_for
+from querybus.cancellation import Deadlines, stop_task, wait_for
 
 
 async def test_the_stopped_tasks_cancellation_is_swallowed() -> None:
@@ -125,3 +125,68 @@ def test_querybus_never_uses_asyncio_wait_for() -> None:
         if path.name != "cancellation.py" and "asyncio.wait_for(" in path.read_text("utf-8")
     ]
     assert users == []
+
+
+# -- Deadlines: many timeouts on one timer ---------------------------------------------------
+
+
+async def test_deadlines_return_results_and_time_out_what_runs_too_long() -> None:
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    cancelled = asyncio.Event()
+
+    async def slow() -> int:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()  # the awaited work itself is cancelled, as with asyncio.timeout
+            raise
+        return 1
+
+    async def quick() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    assert await deadlines.run(quick(), loop.time() + 30) == 7
+    with pytest.raises(TimeoutError):
+        await deadlines.run(slow(), loop.time() + 0.05)
+    assert cancelled.is_set()
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_deadlines_keep_each_waits_own_deadline() -> None:
+    """An early deadline that ends first does not take the later one's
+    timer away, and a later wait with an earlier deadline moves the timer."""
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    late = asyncio.ensure_future(deadlines.run(asyncio.sleep(3600), loop.time() + 0.3))
+    assert await deadlines.run(asyncio.sleep(0, "early"), loop.time() + 0.05) == "early"
+    soon = asyncio.ensure_future(deadlines.run(asyncio.sleep(3600), loop.time() + 0.1))
+    with pytest.raises(TimeoutError):
+        await soon
+    assert not late.done()
+    with pytest.raises(TimeoutError):
+        await late
+    assert loop.time() - started >= 0.3
+
+
+async def test_deadlines_pass_the_callers_own_cancellation_on() -> None:
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.ensure_future(deadlines.run(asyncio.sleep(3600), loop.time() + 30))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_deadlines_stay_proportional_to_the_waits_in_progress() -> None:
+    """Ended waits leave entries behind until they reach the front; the heap
+    is compacted, so thousands of quick waits with far deadlines do not pile up."""
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    for _ in range(5000):
+        await deadlines.run(asyncio.sleep(0), loop.time() + 3600)
+    assert len(deadlines._heap) <= 65
+    assert deadlines._live == 0

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from querybus.cancellation import stop_task
+from querybus.cancellation import Deadlines, stop_task
 from querybus.client.backend import Backend, PlainRunner, Reply, Watch, load_direct_backend
 from querybus.client.bus import BusBackend, Discovery
 from querybus.client.credentials import TokenProvider, TokenSource
@@ -235,8 +235,10 @@ class QueryClient(Statements):
             )
         self._direct_started = False
         self._direct_lock = asyncio.Lock()
-        # Direct mode's lean path for plain requests (set once started).
+        # Direct mode's lean path for plain requests (set once started), and
+        # its timeouts: one timer for all of them.
         self._plain: PlainRunner | None = None
+        self._deadlines = Deadlines()
         # The fallback: requests run directly while this is set.
         self._falling_back = False
         self._probe_task: asyncio.Task[None] | None = None
@@ -547,9 +549,9 @@ class QueryClient(Statements):
         statement, reply and errors as :meth:`_call` on the direct backend."""
         self.metrics.requests += 1
         started = time.perf_counter()
+        when = asyncio.get_running_loop().time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                reply = await plain.run_plain(request)
+            reply = await self._deadlines.run(plain.run_plain(request), when)
         except TimeoutError:
             self.metrics.timeouts += 1
             raise RequestTimeoutError(
