@@ -77,8 +77,8 @@ class Deadlines:
     """Timeouts for many concurrent waits on one timer.
 
     ``await deadlines.run(aw, when)`` is ``async with asyncio.timeout_at(when):
-    await aw`` at a fifth of the cost (measured: 2.4 against 13 µs on this
-    project's 2-core machine): a wait is a heap entry, not a timer handle
+    await aw`` at a fifth of the cost (a micro-benchmark on this project's
+    busy 2-core machine: 2.4 against 13 µs): a wait is a heap entry, not a timer handle
     and a context manager of its own. The timer is set for the earliest
     deadline; entries of waits that ended are dropped when they reach the
     front, and the heap is compacted when they outnumber the live ones four

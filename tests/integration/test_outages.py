@@ -299,7 +299,9 @@ async def test_broker_outage_fails_fast_loses_nothing_and_recovers(
                     # Which side is stuck: the client's failures, the adapter's view.
                     raise AssertionError(
                         f"last failures {failures[-3:]}; adapter in flight "
-                        f"{_in_flight(adapter)}; health {await adapter.health(timeout=2)}\n"
+                        f"{_in_flight(adapter)}, assigned "
+                        f"{adapter._consumer.assignment() if adapter._consumer else None}; "
+                        f"health {await adapter.health(timeout=2)}\n"
                         f"broker log:\n{tail(kafka.server_log)}"
                     ) from None
 
