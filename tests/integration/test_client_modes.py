@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -619,3 +620,47 @@ async def test_a_statement_past_its_timeout_is_a_timeout_and_stops_on_the_server
 
     await wait_for(gone, 10, message="the statement stopped on the server")
     assert await db.fetchval("SELECT 1") == 1
+
+
+async def test_direct_modes_lean_path_keeps_the_deadline_cap_of_the_adapter(stack: Stack) -> None:
+    """A plain request whose caller waits longer than the adapter's longest
+    deadline (``max_deadline``) is still bounded by that cap while it waits
+    for a pooled connection, as on an adapter: the lean path drops its own
+    timers only when the caller's timeout is the tighter bound."""
+    from querybus.config import AdapterSettings
+    from querybus.direct import DirectBackend
+    from querybus.protocol import QueryFailure, QueryRequest
+
+    backend = DirectBackend(
+        stack.pg_dsn,
+        bus=BusSettings(),
+        client_id="cap",
+        on_lost=lambda tx, reason: None,
+        pool_size=1,
+        settings=AdapterSettings(pool_size=1, tx_max_open=1, max_deadline=1.0),
+    )
+    await backend.start()
+    pool: Any = backend._executor._pool
+    held = await pool.acquire()  # the only connection: the request must wait
+    try:
+        now = time.time()
+        request = QueryRequest(
+            id="cap-1",
+            client="cap",
+            sql="SELECT 1",
+            params=[],
+            reply_to=backend.reply_to,
+            deadline=now + 60,
+            sent_at=now,
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reply = await asyncio.wait_for(backend.run_plain(request), 20)
+        assert isinstance(reply, QueryFailure), reply
+        # What an adapter answers when the deadline passes in the pool wait.
+        assert reply.error.sqlstate == "57014"
+        assert "deadline" in reply.error.message
+        assert loop.time() - started < 10
+    finally:
+        await pool.release(held)
+        await backend.stop()

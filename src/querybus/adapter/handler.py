@@ -232,8 +232,8 @@ class RequestHandler:
 
         The caller awaits it in its own task under a timeout for the
         request's deadline: the pool wait and the statement set no timers of
-        their own (:attr:`Job.caller_bounds`); cancelling it cancels the
-        statement on the server.
+        their own (:attr:`Job.caller_bounds`) unless that deadline is beyond
+        ``max_deadline``; cancelling it cancels the statement on the server.
         """
         started = time.perf_counter()
         deadline = Deadline.from_wall(request.deadline, cap=self.max_deadline)
@@ -242,7 +242,9 @@ class RequestHandler:
         try:
             identity, limits = self._admit(None, request, audit)
             job = self._job(request, deadline, identity, limits, audit, decoded=True)
-            job.caller_bounds = True  # run in the caller's task, under its timeout
+            # Run in the caller's task, under its timeout, unless the handler
+            # capped the deadline below it: then the timers stay, for the cap.
+            job.caller_bounds = request.deadline - time.time() <= self.max_deadline
             outcome = await self.executor.run(job)
         except QueryBusError as exc:
             return self._fail(request, exc, timings, audit)
