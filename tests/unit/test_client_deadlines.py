@@ -56,8 +56,10 @@ async def test_answered_requests_leave_no_deadline_behind(
         backend: Any = client._bus
         assert backend._pending == {}
         # Their entries go when the timer reaches them; nothing is left after.
-        await wait_for(lambda: not backend._deadlines, 10, message="the deadlines purged")
-        assert backend._timer is None
+        deadlines = backend._deadlines
+        assert deadlines._live == 0
+        await wait_for(lambda: not deadlines._heap, 10, message="the deadlines purged")
+        assert deadlines._timer is None
         assert client.metrics.timeouts == 0
 
 
@@ -88,3 +90,25 @@ async def test_an_undelivered_request_fails_at_once_not_at_its_timeout(
     async with QueryClient(bus, transport=transport, timeout=60.0) as client:
         with pytest.raises(BrokerUnavailableError, match="delivery failed"):
             await asyncio.wait_for(client.fetchval("SELECT 1"), 30)  # hang guard
+
+
+class _Stuck(_Undeliverable):
+    """A producer whose send never gets its record into the buffer (no
+    metadata, a full buffer)."""
+
+    async def start_send(self, topic: str, value: bytes | None, **kwargs: Any) -> Any:
+        await asyncio.Event().wait()
+
+
+async def test_the_timeout_also_ends_a_send_that_cannot_buffer_its_record(
+    bus: BusSettings,  # noqa: F811
+    transport: Transport,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    produce = transport.producer
+    monkeypatch.setattr(transport, "producer", lambda: _Stuck(produce()))
+    async with QueryClient(bus, transport=transport, timeout=60.0) as client:
+        with pytest.raises(RequestTimeoutError, match=r"no reply within 0\.2 s"):
+            await asyncio.wait_for(client.fetchval("SELECT 1", timeout=0.2), 30)  # hang guard
+        assert client._bus is not None
+        assert client._bus._pending == {}

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import heapq
 import logging
 import random
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from querybus.cancellation import stop_task, wait_for
+from querybus.cancellation import Deadlines, stop_task, wait_for
 from querybus.client.backend import LostCallback, Reply, Watch
 from querybus.config import BusSettings
 from querybus.errors import InterfaceError, ProtocolError, QueryBusError, TransportError
@@ -89,12 +88,9 @@ class BusBackend:
         self._reader: PartitionReader | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[Reply]] = {}
-        # The deadlines of the waiting requests, earliest first, and the one
-        # timer set for the earliest: a request costs a heap push, not a
-        # timer (or a timeout context) of its own. Entries of requests that
-        # got their reply are dropped when they reach the front.
-        self._deadlines: list[tuple[float, str]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        # The deadlines of the waiting requests on one timer: a request costs
+        # a heap push, not a timer (or a timeout context) of its own.
+        self._deadlines = Deadlines()
         self._reply_to: ReplyAddress | None = None
         self.started = False
 
@@ -192,10 +188,6 @@ class BusBackend:
             if not fut.done():
                 fut.set_exception(exc)
         self._pending.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadlines.clear()
         if self._reader_task is not None:
             await stop_task(self._reader_task)
             self._reader_task = None
@@ -276,31 +268,6 @@ class BusBackend:
                 reason = reply.error.message
         self._on_lost(tx_id, reason)
 
-    def _track(self, cid: str, deadline: float) -> None:
-        """End the wait for ``cid`` at ``deadline`` (event-loop time)."""
-        heapq.heappush(self._deadlines, (deadline, cid))
-        timer = self._timer
-        if timer is None or deadline < timer.when():
-            if timer is not None:
-                timer.cancel()
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
-
-    def _expire(self) -> None:
-        """The timer: fail the requests whose deadline passed (TimeoutError),
-        drop the entries of those already answered, and set the timer for
-        the next deadline."""
-        self._timer = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        heap, pending = self._deadlines, self._pending
-        while heap and (heap[0][0] <= now or heap[0][1] not in pending):
-            when, cid = heapq.heappop(heap)
-            fut = pending.get(cid)
-            if fut is not None and when <= now and not fut.done():
-                fut.set_exception(TimeoutError())
-        if heap:
-            self._timer = loop.call_at(heap[0][0], self._expire)
-
     def fail_waiting(self, correlation_id: str, exc: BaseException) -> None:
         fut = self._pending.get(correlation_id)
         if fut is not None and not fut.done():
@@ -341,22 +308,41 @@ class BusBackend:
             headers.append((Headers.AUTHORIZATION, token.encode()))
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
+        sent = self._send_and_wait(
+            producer,
+            self.request_topic if topic is None else topic,
+            data,
+            key,
+            partition,
+            headers,
+            fut,
+            watch,
+        )
         try:
-            if deadline is not None:
-                self._track(cid, deadline)
-            ack = await producer.start_send(
-                self.request_topic if topic is None else topic,
-                data,
-                key=key,
-                partition=partition,
-                headers=headers,
-            )
-            ack.add_done_callback(functools.partial(_fail_on_lost_delivery, fut))
-            if watch is None:
-                return await fut
-            return await _watched(fut, watch)
+            if deadline is None:
+                return await sent
+            # The deadline covers the send too: a send waiting for metadata or
+            # for room in the buffer ends with it.
+            return await self._deadlines.run(sent, deadline)
         finally:
             self._pending.pop(cid, None)
+
+    @staticmethod
+    async def _send_and_wait(
+        producer: Producer,
+        topic: str,
+        data: bytes,
+        key: bytes | None,
+        partition: int | None,
+        headers: list[tuple[str, bytes]],
+        fut: asyncio.Future[Reply],
+        watch: Watch | None,
+    ) -> Reply:
+        ack = await producer.start_send(topic, data, key=key, partition=partition, headers=headers)
+        ack.add_done_callback(functools.partial(_fail_on_lost_delivery, fut))
+        if watch is None:
+            return await fut
+        return await _watched(fut, watch)
 
 
 def _fail_on_lost_delivery(fut: asyncio.Future[Reply], ack: asyncio.Future[Any]) -> None:

@@ -141,10 +141,12 @@ class Producer(Protocol):
         key: bytes | None = None,
         partition: int | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        timestamp: float | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         """Append one record to the producer's buffer and return the future of
         its acknowledgement, without waiting for it: a caller that learns of
-        the delivery another way (a request's reply) saves a wake-up.
+        the delivery another way (a request's reply) saves a wake-up. The
+        arguments are :meth:`send`'s.
 
         Raises:
             TransportError: the record could not be buffered (the producer is
