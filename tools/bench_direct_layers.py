@@ -9,7 +9,8 @@ Each layer adds one step to the one above it:
 
 - ``asyncpg``: ``pool.fetchrow`` on a plain asyncpg pool (which resets each
   connection it gets back: one more round trip);
-- ``pool``: querybus's pool (no reset), ``acquire`` + ``fetchrow``;
+- ``pool``: querybus's pool (:class:`querybus.database.pool.ConnectionPool`:
+  no reset, no task or timer), ``acquire`` + ``fetchrow`` + ``release``;
 - ``pooled``: the same through :class:`querybus.database.postgres.pooled`
   with its acquire timeout;
 - ``statement``: :func:`run_on_connection` (deadline, integer checks, row
@@ -99,8 +100,11 @@ async def _main() -> None:
         )
 
     async def pool_fetchrow(key: int) -> Any:
-        async with ours.acquire() as conn:
+        conn = await ours.acquire()
+        try:
             return await conn.fetchrow(_QUERY, key)
+        finally:
+            await ours.release(conn, timeout=5)
 
     async def pooled_fetchrow(key: int) -> Any:
         async with pooled(ours, 60) as conn:

@@ -123,7 +123,7 @@ async def measure_executor(
     Raises:
         QueryBusError: a database could not be reached.
     """
-    from querybus.database.postgres import create_pool, run_on_connection
+    from querybus.database.postgres import create_pool, pooled, run_on_connection
     from querybus.execution import Job
     from querybus.protocol.messages import OperationType, QueryRequest, ReplyAddress
     from querybus.routing.executor import RoutingExecutor
@@ -145,7 +145,7 @@ async def measure_executor(
 
         async def direct() -> float:
             started = time.perf_counter()
-            async with pool.acquire() as conn:
+            async with pooled(pool, None) as conn:
                 await run_on_connection(conn, job, session_timeout=30.0)
             return time.perf_counter() - started
 

@@ -7,14 +7,14 @@ request could have left behind in its session.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from typing import Any
 
-import asyncpg
-
 from querybus.adapter.service import AdapterService
+from querybus.database.pool import ConnectionPool
 
 __all__ = ["SessionState", "describe_changes", "pooled_sessions"]
 
@@ -84,11 +84,12 @@ class SessionState:
 
 
 @contextlib.asynccontextmanager
-async def _all_connections(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[list[Any]]:
+async def _all_connections(pool: ConnectionPool, timeout: float) -> AsyncIterator[list[Any]]:
     held: list[Any] = []
     try:
-        for _ in range(pool.get_max_size()):
-            held.append(await pool.acquire(timeout=timeout))
+        for _ in range(pool.size):
+            async with asyncio.timeout(timeout):
+                held.append(await pool.acquire())
         yield held
     finally:
         for conn in held:
@@ -99,10 +100,10 @@ async def pooled_sessions(svc: AdapterService, *, timeout: float = 30.0) -> list
     """The state of every session in ``svc``'s database pool.
 
     Raises:
-        AssertionError: the adapter has no asyncpg pool where the test looks for it.
+        AssertionError: the adapter has no connection pool where the test looks for it.
     """
     pool = getattr(svc.executor, "_pool", None)
-    assert isinstance(pool, asyncpg.Pool), (
+    assert isinstance(pool, ConnectionPool), (
         f"the fuzz test reads the adapter's pool at executor._pool; "
         f"{type(svc.executor).__name__} has {type(pool).__name__}"
     )

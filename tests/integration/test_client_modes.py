@@ -662,5 +662,5 @@ async def test_direct_modes_lean_path_keeps_the_deadline_cap_of_the_adapter(stac
         assert "deadline" in reply.error.message
         assert loop.time() - started < 10
     finally:
-        await pool.release(held)
+        await pool.release(held, timeout=10)
         await backend.stop()

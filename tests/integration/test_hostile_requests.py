@@ -166,13 +166,13 @@ async def snapshot(executor: PostgresExecutor) -> list[tuple[Any, ...]]:
     """The session state of every pooled connection (all held at once, so each is seen)."""
     pool = executor._pool
     assert pool is not None
-    conns = [await pool.acquire() for _ in range(pool.get_size())]
+    conns = [await pool.acquire() for _ in range(pool.size)]
     try:
         rows = [tuple(await c.fetchrow(SESSION_SNAPSHOT)) for c in conns]
         return sorted(rows)
     finally:
         for c in conns:
-            await pool.release(c)
+            await pool.release(c, timeout=10)
 
 
 @pytest.fixture

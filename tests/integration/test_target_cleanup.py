@@ -40,7 +40,7 @@ async def test_adding_a_replica_cancelled_midway_leaves_no_pool_open(
         [target] = seen
         pool: Any = target._pool
         assert pool is not None
-        connections = [holder._con for holder in pool._holders if holder._con is not None]
+        connections = pool.connections()
         assert connections, "the pool holds open connections"
         adding.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -53,7 +53,7 @@ async def test_a_close_interrupted_midway_still_ends_every_connection(stack: Sta
     target = Target("r", stack.replica_dsn, pool_size=2, max_statement_timeout=30.0)
     await target.open()
     pool: Any = target._pool
-    connections = [holder._con for holder in pool._holders if holder._con is not None]
+    connections = pool.connections()
     assert connections
     # A lag sample holds the monitor lock (as _monitor_call does): the close
     # waits for it, with the pool already detached from the target…

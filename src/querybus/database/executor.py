@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import asyncpg
-
 from querybus.cancellation import wait_for
 from querybus.database.errors import DATABASE_ERRORS, map_database_error
 from querybus.database.idempotency import IdempotencySettings, IdempotencyStore
+from querybus.database.pool import ConnectionPool
 from querybus.database.postgres import create_pool, pooled, prepare_idempotency, run_on_connection
 from querybus.database.roles import check_roles
 from querybus.database.session import check_login
@@ -69,7 +68,7 @@ class PostgresExecutor:
         self._reset_every_request = reset_every_request
         self._pool_size = pool_size
         self._max_statement_timeout = max_statement_timeout
-        self._pool: asyncpg.Pool | None = None
+        self._pool: ConnectionPool | None = None
         settings = idempotency or IdempotencySettings()
         self.idempotency = IdempotencyStore(settings) if settings.enabled else None
         # Interactive transactions and batches hold connections of this pool.
@@ -89,7 +88,7 @@ class PostgresExecutor:
             self._dsn, size=self._pool_size, max_statement_timeout=self._max_statement_timeout
         )
         try:
-            async with self._pool.acquire(timeout=self._max_statement_timeout) as conn:
+            async with pooled(self._pool, self._max_statement_timeout) as conn:
                 await check_login(conn, allow_superuser=self._allow_superuser)
                 for warning in await check_roles(conn, self._roles) if self._roles else ():
                     log.warning("%s", warning)
@@ -100,7 +99,8 @@ class PostgresExecutor:
             await self.stop()
             raise
         if self.idempotency is not None:
-            self.idempotency.start_cleanup(self._require_pool().acquire)
+            pool = self._require_pool()
+            self.idempotency.start_cleanup(lambda: pooled(pool, None))
         self.transactions.start()
 
     async def stop(self) -> None:
@@ -114,7 +114,7 @@ class PostgresExecutor:
             except TimeoutError:
                 pool.terminate()
 
-    def _require_pool(self) -> asyncpg.Pool:
+    def _require_pool(self) -> ConnectionPool:
         if self._pool is None:
             raise InterfaceError("the executor is not started")
         return self._pool

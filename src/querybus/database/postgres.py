@@ -6,11 +6,11 @@ write with an idempotency key runs in one transaction with its key in the
 durable store (:mod:`querybus.database.idempotency`).
 
 Nothing a request does to its session may leak into the next one, but
-resetting every connection on release (asyncpg's default) costs a full round
-trip per request. So the pool does not reset; instead, after a statement that
-might have left session state behind (``Statement.session_safe`` is false;
-every statement when ``reset`` is asked for), and after we shortened
-``statement_timeout``, the connection gets
+resetting every connection on release (asyncpg's pool's default) costs a full
+round trip per request. So the pool (:class:`ConnectionPool`) does not reset;
+instead, after a statement that might have left session state behind
+(``Statement.session_safe`` is false; every statement when ``reset`` is asked
+for), and after we shortened ``statement_timeout``, the connection gets
 :data:`~querybus.database.session.RESET_SESSION`, which undoes every kind of
 session state PostgreSQL has and checks the result in the same round trip.
 
@@ -34,6 +34,7 @@ import msgspec
 
 from querybus.database.errors import DATABASE_ERRORS, ClientDataError, map_database_error
 from querybus.database.idempotency import IdempotencyStore, request_digest
+from querybus.database.pool import ConnectionPool
 from querybus.database.roles import RoleEscapeError, run_guarded
 from querybus.database.session import reset_session
 from querybus.errors import PermissionDeniedError
@@ -42,6 +43,7 @@ from querybus.protocol.messages import Column
 
 __all__ = [
     "RELEASE_TIMEOUT",
+    "ConnectionPool",
     "connect",
     "create_pool",
     "init_connection",
@@ -70,9 +72,10 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-#: How long releasing a connection to its pool may take. asyncpg's release waits,
-#: without limit, for a cancelled statement's cancellation to complete; past
-#: this bound it terminates the connection instead of hanging the caller.
+#: How long returning a connection to its pool may take: the wait for a
+#: cancelled statement's cancellation to complete (or a stray transaction's
+#: rollback); past this bound the connection is closed instead of hanging the
+#: caller (see :class:`ConnectionPool`).
 RELEASE_TIMEOUT = 5.0
 
 
@@ -90,15 +93,12 @@ class pooled:
 
     __slots__ = ("_conn", "_pool", "_timeout")
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float | None) -> None:
+    def __init__(self, pool: ConnectionPool, timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
         self._conn: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
-        # asyncio.timeout rather than acquire(timeout=…): asyncpg implements
-        # the latter with a task per call. Its acquire puts the connection
-        # back when cancelled, so the timeout loses nothing.
         if self._timeout is None:  # the caller's own timeout bounds the wait
             self._conn = await self._pool.acquire()
         else:
@@ -110,10 +110,6 @@ class pooled:
         conn, self._conn = self._conn, None
         if conn is not None:
             await self._pool.release(conn, timeout=RELEASE_TIMEOUT)
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool reset hook: nothing to do; run_on_connection resets when needed."""
 
 
 async def connect(
@@ -130,24 +126,29 @@ async def connect(
 
 async def create_pool(
     dsn: str, *, size: int, max_statement_timeout: float, application_name: str = "querybus"
-) -> asyncpg.Pool:
-    """An asyncpg pool of exactly ``size`` connections, set up by :func:`init_connection`.
+) -> ConnectionPool:
+    """A pool of exactly ``size`` connections, set up by :func:`init_connection`.
 
     Raises:
         OperationalError: the server cannot be reached or refuses the login.
     """
+    settings = {
+        "application_name": application_name,
+        "statement_timeout": str(int(max_statement_timeout * 1000)),
+    }
+
+    async def open_one() -> asyncpg.Connection:
+        conn = await asyncpg.connect(dsn, server_settings=settings)
+        try:
+            await init_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
+    pool = ConnectionPool(open_one, size)
     try:
-        pool: asyncpg.Pool = await asyncpg.create_pool(
-            dsn,
-            min_size=size,
-            max_size=size,
-            init=init_connection,
-            reset=_keep_session,
-            server_settings={
-                "application_name": application_name,
-                "statement_timeout": str(int(max_statement_timeout * 1000)),
-            },
-        )
+        await pool.open()
     except DATABASE_ERRORS as exc:
         raise map_database_error(exc) from exc
     return pool

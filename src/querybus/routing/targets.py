@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from querybus.cancellation import wait_for
 from querybus.database.errors import BROKEN_CONNECTION, DATABASE_ERRORS, map_database_error
+from querybus.database.pool import ConnectionPool
 from querybus.database.postgres import RELEASE_TIMEOUT, connect, create_pool
 from querybus.database.replication import REPLICA_STATUS, parse_lsn
 from querybus.errors import (
@@ -198,7 +199,7 @@ class Target:
     replayed_lsn: int = 0
     last_error: str = ""
     retired: bool = False
-    _pool: Any = field(default=None, repr=False)
+    _pool: ConnectionPool | None = field(default=None, repr=False)
     _monitor: Any = field(default=None, repr=False)
     _monitor_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -265,8 +266,8 @@ class Target:
         Call it once the target is out of every routing list.
         """
         self.retired = True
-        # asyncpg's graceful pool close waits for every acquired connection
-        # to be released; past the grace it terminates them.
+        # The pool's graceful close waits for every lent connection to come
+        # back; past the grace it terminates them.
         await self.close(grace=grace)
 
     async def close(self, *, grace: float = 10.0) -> None:
@@ -337,8 +338,6 @@ class Target:
             # the primary, the only place for writes, waits as long as the caller.
             limit = wait if self.is_primary else min(wait, self.connect_timeout)
             try:
-                # asyncio.timeout, not acquire(timeout=…): asyncpg implements that
-                # with wait_for, a task per acquire, which costs ~tens of µs per request.
                 async with asyncio.timeout(limit):
                     conn = await pool.acquire()
             except TimeoutError:
@@ -354,12 +353,10 @@ class Target:
                     f"connection to {self.label} broke: {exc}", sqlstate="08006"
                 ) from exc
             finally:
-                try:
-                    await pool.release(conn, timeout=RELEASE_TIMEOUT)
-                except Exception as exc:
-                    # Resetting a broken connection fails; asyncpg has already
-                    # terminated it, and the statement's result (or error) stands.
-                    log.debug("routing: releasing a connection to %s: %r", self.label, exc)
+                # Never raises but for a cancellation: a connection that cannot
+                # be made fit again is closed (its slot reopened later), and the
+                # statement's result (or error) stands.
+                await pool.release(conn, timeout=RELEASE_TIMEOUT)
         finally:
             self.outstanding -= 1
 
