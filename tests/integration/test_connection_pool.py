@@ -11,7 +11,9 @@ closing waits for lent connections, terminating ends them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import random
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -209,3 +211,59 @@ async def test_an_open_that_fails_midway_leaves_no_connection_open(stack: Stack)
     with pytest.raises(ConnectionRefusedError):
         await ConnectionPool(second_fails, 2).open()
     await wait_for(lambda: made[0].is_closed(), 5, message="the opened one to be closed")
+
+
+async def test_under_churn_no_connection_is_lent_twice_and_none_is_lost(
+    pool: ConnectionPool,
+) -> None:
+    """Many callers with short waits, cancellations while waiting and while
+    holding, and connections broken while lent: at every moment a connection
+    has at most one holder, and afterwards the pool holds exactly its size,
+    all idle, with nobody left waiting."""
+    rng = random.Random(11)
+    holders: dict[int, int] = {}  # id(conn) → the caller holding it
+    broken = 0
+
+    async def caller(n: int) -> None:
+        nonlocal broken
+        try:
+            async with asyncio.timeout(rng.choice([0.001, 0.01, 0.1, 5.0])):
+                conn = await pool.acquire()
+        except TimeoutError:
+            return
+        try:
+            assert id(conn) not in holders, "a connection lent to two callers at once"
+            holders[id(conn)] = n
+            roll = rng.random()
+            if roll < 0.05:
+                conn.terminate()
+                broken += 1
+            elif roll < 0.15:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.005):
+                        await conn.fetchval("SELECT pg_sleep(0.05)")
+            else:
+                assert await conn.fetchval("SELECT $1::int", n) == n
+        finally:
+            del holders[id(conn)]
+            await pool.release(conn, timeout=5)
+
+    tasks = [asyncio.create_task(caller(n)) for n in range(300)]
+    await asyncio.sleep(0.01)
+    for task in rng.sample(tasks, 30):
+        task.cancel()  # some while waiting, some while holding
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert broken, "the churn broke no connection: it tests less than it says"
+    conns = []
+    async with asyncio.timeout(10):  # every slot usable again (a lost one never comes)
+        for _ in range(pool.size):
+            conns.append(await pool.acquire())
+    try:
+        assert len({id(c) for c in conns}) == pool.size
+        for c in conns:
+            assert await c.fetchval("SELECT 1", timeout=10) == 1
+        assert not pool._waiters
+    finally:
+        for c in conns:
+            await pool.release(c, timeout=5)
+    assert len(pool.connections()) == pool.size
