@@ -18,13 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from querybus.errors import DeadlineExceededError
 from querybus.protocol.messages import Column, QueryRequest, RouteInfo, TxOptions
 from querybus.sql import Statement, analyze
 
-__all__ = ["Deadline", "Executor", "Identity", "Job", "Outcome", "Transactions"]
+__all__ = ["Deadline", "Executor", "Identity", "Job", "Outcome", "PoolStats", "Transactions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +172,24 @@ class Job:
         )
 
 
+class PoolStats(NamedTuple):
+    """A connection pool's state at one moment (for metrics)."""
+
+    #: connections the pool holds when complete
+    size: int
+    #: lent to a statement or a transaction now
+    in_use: int
+    #: open and free
+    idle: int
+    #: callers waiting for a free connection
+    waiting: int
+
+    @property
+    def missing(self) -> int:
+        """Slots without an open connection (it broke; reopened when needed)."""
+        return max(0, self.size - self.in_use - self.idle)
+
+
 @dataclass(slots=True)
 class Outcome:
     """What a statement produced, in Python values (the service encodes them).
@@ -307,4 +325,10 @@ class Executor(Protocol):
 
     async def ping(self, timeout: float) -> None:
         """Raise unless the database answers ``SELECT 1`` within ``timeout`` seconds."""
+        ...
+
+    def pool_stats(self) -> dict[str, PoolStats]:
+        """Each connection pool's state now, by target (``postgres``;
+        ``primary`` and ``replica:<name>`` with routing); empty without pools.
+        Cheap: read at every metrics scrape."""
         ...

@@ -91,6 +91,8 @@ async def test_a_broken_connection_is_replaced(
     with pytest.raises(broken):
         await a.fetchval("SELECT 1")
     await pool.release(a, timeout=5)
+    assert pool.stats() == (2, 1, 0, 0)  # size, in use, idle, waiting
+    assert pool.stats().missing == 1
     await pool.release(b, timeout=5)
     pids = set()
     for _ in range(2):

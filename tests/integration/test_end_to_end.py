@@ -510,6 +510,47 @@ async def test_health_and_metrics_endpoints(adapter: AdapterService, client: Que
     assert (await adapter.health())["status"] == "ready"
 
 
+async def test_metrics_show_the_database_pool_in_use_and_waited_for(
+    bus: Bus, pg: asyncpg.Connection
+) -> None:
+    adapter = await bus.adapter(pool_size=2, http=True)
+    client = await bus.client()
+    key = uuid.uuid4().int >> 65  # this test's own advisory lock
+
+    def pool(name: str, state: str | None = None) -> float | None:
+        labels = {"target": "postgres"} if state is None else {"target": "postgres", "state": state}
+        return adapter.metrics.registry.get_sample_value(name, labels)
+
+    assert pool("querybus_db_connections", "idle") == 2
+    assert pool("querybus_db_waiting") == 0
+    await pg.execute("SELECT pg_advisory_lock($1)", key)  # the statements below wait on it
+    try:
+        calls = [
+            asyncio.create_task(client.fetchval("SELECT pg_advisory_xact_lock($1)", key))
+            for _ in range(3)
+        ]
+        await wait_for(
+            lambda: (pool("querybus_db_connections", "in_use"), pool("querybus_db_waiting")),
+            10,
+            message="both connections in use and one request waiting",
+            accept=lambda v: v == (2, 1),
+        )
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            text = (await http.get(f"http://127.0.0.1:{adapter.http_port}/metrics")).text
+        assert 'querybus_db_connections{state="in_use",target="postgres"} 2.0' in text, text
+        assert 'querybus_db_waiting{target="postgres"} 1.0' in text
+        assert 'querybus_db_connections{state="missing",target="postgres"} 0.0' in text
+    finally:
+        await pg.execute("SELECT pg_advisory_unlock($1)", key)
+    await asyncio.gather(*calls)
+    await wait_for(
+        lambda: (pool("querybus_db_connections", "idle"), pool("querybus_db_waiting")),
+        10,
+        message="the pool idle again",
+        accept=lambda v: v == (2, 0),
+    )
+
+
 # -- 10. executemany and idempotency -----------------------------------------------------------
 
 

@@ -417,7 +417,12 @@ async def test_shared_stack_replica(stack: Stack, schema: str) -> None:
         )
         assert out.rows == [[True]]
         assert out.route is not None
-        assert out.route.target == f"replica:{stack.replica_host}:{stack.replica_port}"
+        replica = f"replica:{stack.replica_host}:{stack.replica_port}"
+        assert out.route.target == replica
+        # Each target's pool, for the adapter's metrics (all idle again now).
+        stats = ex.pool_stats()
+        assert set(stats) == {"primary", replica}
+        assert all(s.in_use == 0 and s.idle == s.size and not s.waiting for s in stats.values())
 
 
 async def test_catalog_reloaded_after_ddl(

@@ -115,6 +115,7 @@ class AdapterService:
         self.metrics.in_flight.set_function(
             lambda: float(sum(len(tasks) for tasks in self._tasks.values()))
         )
+        self.metrics.watch_pools(executor.pool_stats)
         self._capacity = max(1, self.settings.pool_size * 4)
         self._slots = asyncio.Semaphore(self._capacity)
         self._replies_: Replies | None = None

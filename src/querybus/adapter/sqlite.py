@@ -19,7 +19,7 @@ import aiosqlite
 
 from querybus.cancellation import wait_for
 from querybus.errors import InterfaceError, OperationalError, QueryError, query_error_class
-from querybus.execution import Job, Outcome
+from querybus.execution import Job, Outcome, PoolStats
 from querybus.protocol.messages import Column, OperationType, RouteInfo
 
 __all__ = ["SqliteExecutor"]
@@ -128,6 +128,9 @@ class SqliteExecutor:
             command = request.sql.split(None, 1)[0].upper() if request.sql.strip() else ""
         rowcount = len(rows) if description else max(changed, 0)
         return Outcome(command=command, columns=columns, rows=rows, rowcount=rowcount)
+
+    def pool_stats(self) -> dict[str, PoolStats]:
+        return {}  # one connection, no pool
 
     async def ping(self, timeout: float) -> None:
         db = self._require()

@@ -20,7 +20,7 @@ from querybus.database.roles import check_roles
 from querybus.database.session import check_login
 from querybus.database.transactions import TransactionManager, TransactionSettings
 from querybus.errors import InterfaceError
-from querybus.execution import Job, Outcome
+from querybus.execution import Job, Outcome, PoolStats
 
 __all__ = ["PostgresExecutor"]
 
@@ -133,6 +133,9 @@ class PostgresExecutor:
                 )
         except DATABASE_ERRORS as exc:
             raise map_database_error(exc) from exc
+
+    def pool_stats(self) -> dict[str, PoolStats]:
+        return {} if self._pool is None else {self.name: self._pool.stats()}
 
     async def ping(self, timeout: float) -> None:
         pool = self._require_pool()

@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from querybus.execution import PoolStats
+
 __all__ = ["ConnectionPool"]
 
 
@@ -70,6 +72,12 @@ class ConnectionPool:
                 task.cancel()
             raise
         self._idle.extend(opened)
+
+    def stats(self) -> PoolStats:
+        """How many connections are lent, idle, and how many callers wait, now."""
+        return PoolStats(
+            size=self.size, in_use=len(self._lent), idle=len(self._idle), waiting=len(self._waiters)
+        )
 
     def connections(self) -> list[asyncpg.Connection]:
         """Every connection the pool holds now, idle or lent (for checks and tests)."""

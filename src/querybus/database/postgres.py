@@ -43,7 +43,6 @@ from querybus.protocol.messages import Column
 
 __all__ = [
     "RELEASE_TIMEOUT",
-    "ConnectionPool",
     "connect",
     "create_pool",
     "init_connection",

@@ -7,9 +7,11 @@ install has no prometheus-client.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 __all__ = ["Metrics", "unscraped_metrics"]
 
@@ -52,7 +54,7 @@ class Metrics:
         )
         self.dead_letters = Counter(
             "querybus_dead_letters",
-            "Undecodable records sent to the dead-letter topic.",
+            "Records sent to the dead-letter topic, by reason.",
             ["reason"],
             registry=r,
         )
@@ -103,9 +105,52 @@ class Metrics:
             child = self._routes[(target, reason)] = self.route.labels(target, reason)
         child.inc()
 
+    def watch_pools(self, stats: Callable[[], Mapping[str, Any]]) -> None:
+        """Export the database pools' state, read from ``stats`` at each
+        scrape: target → an object with ``in_use``, ``idle``, ``missing``
+        and ``waiting`` (:class:`querybus.execution.PoolStats`)."""
+        self.registry.register(_PoolCollector(stats))
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+class _PoolCollector:
+    """``querybus_db_connections{target,state}`` and
+    ``querybus_db_waiting{target}``, read when scraped (nothing is counted
+    per request)."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, Any]]) -> None:
+        self._stats = stats
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "querybus_db_connections",
+                "Database connections of the adapter's pools, by target and state: "
+                "in_use, idle, missing (broke; reopened when needed).",
+                labels=["target", "state"],
+            ),
+            GaugeMetricFamily(
+                "querybus_db_waiting",
+                "Requests waiting for a free database connection, by target.",
+                labels=["target"],
+            ),
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without it the registry would call collect() at registration.
+        yield from self._families()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        connections, waiting = self._families()
+        for target, s in self._stats().items():
+            for state in ("in_use", "idle", "missing"):
+                connections.add_metric([target, state], getattr(s, state))
+            waiting.add_metric([target], s.waiting)
+        yield connections
+        yield waiting
 
 
 class _Ignored:
@@ -140,6 +185,9 @@ class _Unscraped(Metrics):
         self._routes = {}
 
     def count_route(self, target: str, reason: str) -> None:
+        pass
+
+    def watch_pools(self, stats: Callable[[], Mapping[str, Any]]) -> None:
         pass
 
 

@@ -27,7 +27,7 @@ from querybus.errors import (
     ReadOnlyTransactionError,
     TargetBusyError,
 )
-from querybus.execution import Job, Outcome
+from querybus.execution import Job, Outcome, PoolStats
 from querybus.observability.metrics import Metrics
 from querybus.protocol.messages import QueryRequest, RouteInfo
 from querybus.routing.classify import Classification, Classifier, FunctionCatalog
@@ -308,6 +308,15 @@ class RoutingExecutor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def pool_stats(self) -> dict[str, PoolStats]:
+        """The pool of each target that has one open (replicas open theirs lazily)."""
+        stats = {}
+        for target in (self.primary, *self.replicas):
+            current = target.pool_stats()
+            if current is not None:
+                stats[target.label] = current
+        return stats
 
     async def ping(self, timeout: float) -> None:
         """Raise unless the primary answers ``SELECT 1`` in time (replicas are optional).

@@ -32,6 +32,7 @@ from querybus.errors import (
     QueryCanceledError,
     TargetBusyError,
 )
+from querybus.execution import PoolStats
 from querybus.routing.lag import LagSample
 
 __all__ = [
@@ -311,6 +312,10 @@ class Target:
             pool.terminate()
         if monitor is not None and not monitor.is_closed():
             monitor.terminate()
+
+    def pool_stats(self) -> PoolStats | None:
+        """Its pool's state now; None while it has none open."""
+        return None if self._pool is None else self._pool.stats()
 
     @contextlib.asynccontextmanager
     async def connection(self, wait: float) -> AsyncIterator[Any]:
