@@ -269,3 +269,50 @@ async def test_under_churn_no_connection_is_lent_twice_and_none_is_lost(
         for c in conns:
             await pool.release(c, timeout=5)
     assert len(pool.connections()) == pool.size
+
+
+async def test_a_connection_past_its_age_is_replaced_when_returned(stack: Stack) -> None:
+    opened: list[asyncpg.Connection] = []
+
+    async def connect() -> asyncpg.Connection:
+        conn = await asyncpg.connect(stack.pg_dsn)
+        opened.append(conn)
+        return conn
+
+    p = ConnectionPool(connect, 1, max_age=0.05)
+    await p.open()
+    try:
+        first = await p.acquire()
+        pid = await _pid(first)
+        await p.release(first, timeout=5)
+
+        async def pid_now() -> int:
+            conn = await p.acquire()
+            try:
+                return await _pid(conn)
+            finally:
+                await p.release(conn, timeout=5)
+
+        # Once it is old enough, the next return replaces it.
+        await wait_for(pid_now, 5, message="a fresh connection", accept=lambda n: n != pid)
+        await wait_for(first.is_closed, 5, message="the old one closed")
+        assert len(opened) >= 2
+        assert p.stats().size == 1
+        assert p.stats().in_use == 0
+    finally:
+        await p.close()
+    assert all(c.is_closed() for c in opened)
+
+
+async def test_connections_are_kept_when_no_age_is_set(stack: Stack) -> None:
+    p = ConnectionPool(lambda: asyncpg.connect(stack.pg_dsn), 1, max_age=None)
+    await p.open()
+    try:
+        pids = set()
+        for _ in range(20):
+            conn = await p.acquire()
+            pids.add(await _pid(conn))
+            await p.release(conn, timeout=5)
+        assert len(pids) == 1
+    finally:
+        await p.close()

@@ -15,13 +15,18 @@ costs a wait, bounded.
 
 A connection that broke is dropped on return; its slot is opened again by the
 next caller that needs it (and that caller gets the connection error when the
-server is still down), as asyncpg's pool does.
+server is still down), as asyncpg's pool does. So is a connection older than
+:data:`MAX_CONNECTION_AGE` (closed gracefully in the background): long-lived
+server sessions grow their caches, and settings changed with ``ALTER ROLE …
+SET`` reach new sessions only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -29,7 +34,14 @@ import asyncpg
 
 from querybus.execution import PoolStats
 
-__all__ = ["ConnectionPool"]
+__all__ = ["MAX_CONNECTION_AGE", "ConnectionPool"]
+
+#: Seconds after which a connection is replaced when it is next returned
+#: (each one 0 to 10 % sooner, so that connections opened together are not all
+#: replaced at once).
+MAX_CONNECTION_AGE = 3600.0
+#: How long closing a replaced connection may take before it is terminated.
+_CLOSE_TIMEOUT = 5.0
 
 
 class ConnectionPool:
@@ -39,13 +51,27 @@ class ConnectionPool:
         connect: opens one ready-to-use connection (login, settings, codecs);
             raises asyncpg's errors or OSError when it cannot.
         size: how many connections the pool holds.
+        max_age: seconds after which a connection is replaced when returned
+            (None: never).
     """
 
-    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        size: int,
+        *,
+        max_age: float | None = MAX_CONNECTION_AGE,
+    ) -> None:
         if size < 1:
             raise ValueError("a pool holds at least one connection")
-        self._connect = connect
+        self._raw_connect = connect
         self.size = size
+        self._max_age = max_age
+        # When each open connection is to be replaced (monotonic clock).
+        self._expires: dict[asyncpg.Connection, float] = {}
+        # Replaced connections being closed in the background, and their tasks.
+        self._retired: set[asyncpg.Connection] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
         self._idle: deque[asyncpg.Connection] = deque()
         self._lent: set[asyncpg.Connection] = set()
         # Slots without a connection (it broke, or opening it failed).
@@ -73,6 +99,12 @@ class ConnectionPool:
             raise
         self._idle.extend(opened)
 
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await self._raw_connect()
+        if self._max_age is not None:
+            self._expires[conn] = time.monotonic() + self._max_age * (1 - 0.1 * random.random())
+        return conn
+
     def stats(self) -> PoolStats:
         """How many connections are lent, idle, and how many callers wait, now."""
         return PoolStats(
@@ -98,6 +130,7 @@ class ConnectionPool:
             if not conn.is_closed():
                 self._lent.add(conn)
                 return conn
+            self._expires.pop(conn, None)
             self._empty += 1
         if self._empty:
             self._empty -= 1
@@ -117,6 +150,8 @@ class ConnectionPool:
                     self._waiters.remove(waiter)
             raise
         if conn is None or conn.is_closed():
+            if conn is not None:
+                self._expires.pop(conn, None)
             return await self._open_slot()
         self._lent.add(conn)
         return conn
@@ -128,6 +163,7 @@ class ConnectionPool:
             self._hand(None)  # the slot stays empty, for the next caller to try
             raise
         if self._closing:
+            self._expires.pop(conn, None)
             conn.terminate()
             raise asyncpg.InterfaceError("the connection pool is closing")
         self._lent.add(conn)
@@ -164,9 +200,32 @@ class ConnectionPool:
                 await _settle(conn, timeout)
         finally:
             self._lent.discard(conn)
-            self._hand(None if conn.is_closed() else conn)
+            if not conn.is_closed() and self._expires.get(conn, _NEVER) <= time.monotonic():
+                self._retire(conn)
+            if conn.is_closed() or conn in self._retired:
+                self._expires.pop(conn, None)
+                self._hand(None)
+            else:
+                self._hand(conn)
             if self._drained is not None and not self._lent:
                 self._drained.set()
+
+    def _retire(self, conn: asyncpg.Connection) -> None:
+        """Close ``conn`` gracefully in the background (its slot is empty now)."""
+        self._retired.add(conn)
+
+        async def close() -> None:
+            try:
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await conn.close()
+            except BaseException:  # slow, failed, or the loop is ending: at once then
+                conn.terminate()
+            finally:
+                self._retired.discard(conn)
+
+        task = asyncio.ensure_future(close())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _fail_waiters(self) -> None:
         while self._waiters:
@@ -185,16 +244,16 @@ class ConnectionPool:
             await self._drained.wait()
         idle, self._idle = list(self._idle), deque()
         try:
-            await asyncio.gather(*(conn.close() for conn in idle))
+            await asyncio.gather(*(conn.close() for conn in idle), *self._retiring)
         finally:
-            for conn in idle:  # no-op for those closed above
+            for conn in [*idle, *self._retired]:  # no-op for those closed above
                 conn.terminate()
 
     def terminate(self) -> None:
         """Close every connection at once, lent or not, without waiting."""
         self._closing = True
         self._fail_waiters()
-        for conn in self.connections():
+        for conn in [*self.connections(), *self._retired]:
             conn.terminate()
         self._idle.clear()
 
@@ -213,6 +272,9 @@ async def _settle(conn: asyncpg.Connection, timeout: float) -> None:
     except BaseException:
         conn.terminate()
         raise
+
+
+_NEVER = float("inf")
 
 
 def _terminate_result(task: asyncio.Future[asyncpg.Connection]) -> None:
