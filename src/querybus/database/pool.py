@@ -69,9 +69,8 @@ class ConnectionPool:
         self._max_age = max_age
         # When each open connection is to be replaced (monotonic clock).
         self._expires: dict[asyncpg.Connection, float] = {}
-        # Replaced connections being closed in the background, and their tasks.
-        self._retired: set[asyncpg.Connection] = set()
-        self._retiring: set[asyncio.Task[None]] = set()
+        # Replaced connections being closed in the background, by their task.
+        self._retiring: dict[asyncio.Task[None], asyncpg.Connection] = {}
         self._idle: deque[asyncpg.Connection] = deque()
         self._lent: set[asyncpg.Connection] = set()
         # Slots without a connection (it broke, or opening it failed).
@@ -200,10 +199,12 @@ class ConnectionPool:
                 await _settle(conn, timeout)
         finally:
             self._lent.discard(conn)
-            if not conn.is_closed() and self._expires.get(conn, _NEVER) <= time.monotonic():
-                self._retire(conn)
-            if conn.is_closed() or conn in self._retired:
+            if conn.is_closed():
                 self._expires.pop(conn, None)
+                self._hand(None)
+            elif self._expires.get(conn, _NEVER) <= time.monotonic():
+                self._expires.pop(conn)
+                self._retire(conn)
                 self._hand(None)
             else:
                 self._hand(conn)
@@ -212,7 +213,6 @@ class ConnectionPool:
 
     def _retire(self, conn: asyncpg.Connection) -> None:
         """Close ``conn`` gracefully in the background (its slot is empty now)."""
-        self._retired.add(conn)
 
         async def close() -> None:
             try:
@@ -220,12 +220,10 @@ class ConnectionPool:
                     await conn.close()
             except BaseException:  # slow, failed, or the loop is ending: at once then
                 conn.terminate()
-            finally:
-                self._retired.discard(conn)
 
         task = asyncio.ensure_future(close())
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._retiring[task] = conn
+        task.add_done_callback(self._retiring.pop)
 
     def _fail_waiters(self) -> None:
         while self._waiters:
@@ -246,14 +244,14 @@ class ConnectionPool:
         try:
             await asyncio.gather(*(conn.close() for conn in idle), *self._retiring)
         finally:
-            for conn in [*idle, *self._retired]:  # no-op for those closed above
+            for conn in [*idle, *self._retiring.values()]:  # no-op for those closed above
                 conn.terminate()
 
     def terminate(self) -> None:
         """Close every connection at once, lent or not, without waiting."""
         self._closing = True
         self._fail_waiters()
-        for conn in [*self.connections(), *self._retired]:
+        for conn in [*self.connections(), *self._retiring.values()]:
             conn.terminate()
         self._idle.clear()
 
