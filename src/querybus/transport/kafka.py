@@ -40,7 +40,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
@@ -57,6 +57,7 @@ from aiokafka.errors import (
     GroupCoordinatorNotAvailableError,
     GroupLoadInProgressError,
     IllegalSaslStateError,
+    InvalidProducerEpoch,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
@@ -67,6 +68,8 @@ from aiokafka.errors import (
     NodeNotReadyError,
     NotCoordinatorForGroupError,
     NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
     RecordListTooLargeError,
     RecordTooLargeError,
     RequestTimedOutError,
@@ -537,10 +540,39 @@ async def _start(options: _Options, what: str, starting: Awaitable[Any]) -> None
         raise refused from exc
 
 
+#: Errors after which an idempotent aiokafka producer never delivers again.
+#: A batch that failed without reaching the log (across a broker restart,
+#: say) leaves a gap in the producer's sequence numbers, and the broker then
+#: refuses every later batch with OutOfOrderSequenceNumber. Java's client
+#: takes a new producer id then; aiokafka does not, so the transport replaces
+#: the producer (see _KafkaProducer._replace).
+_PRODUCER_BROKEN: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    InvalidProducerEpoch,
+)
+
+
 class _KafkaProducer:
     def __init__(self, options: _Options) -> None:
         self._options = options
         self._producer: AIOKafkaProducer | None = None
+        # Set when the current producer got an error of _PRODUCER_BROKEN: the
+        # next send replaces it first.
+        self._broken = False
+        self._replacing: asyncio.Lock | None = None
+        # Replaced producers being stopped in the background.
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def _new(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **self._options.common(),
+            acks="all",
+            linger_ms=0,
+            # Retries after a lost acknowledgement must not duplicate records.
+            enable_idempotence=True,
+            max_request_size=self._options.max_message_bytes,
+        )
 
     async def start(self) -> None:
         """Connect to the cluster.
@@ -552,14 +584,7 @@ class _KafkaProducer:
         """
         if self._producer is not None:
             raise InterfaceError("producer already started")
-        self._producer = AIOKafkaProducer(
-            **self._options.common(),
-            acks="all",
-            linger_ms=0,
-            # Retries after a lost acknowledgement must not duplicate records.
-            enable_idempotence=True,
-            max_request_size=self._options.max_message_bytes,
-        )
+        self._producer = self._new()
         try:
             await _start(
                 self._options,
@@ -577,8 +602,52 @@ class _KafkaProducer:
             TransportError: flushing pending records failed.
         """
         producer, self._producer = self._producer, None
-        if producer is not None:
-            with _mapped("stop producer"):
+        try:
+            if producer is not None:
+                with _mapped("stop producer"):
+                    await producer.stop()
+        finally:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
+
+    def _mark_broken(self, producer: AIOKafkaProducer) -> None:
+        if producer is self._producer:  # not a late failure of a replaced one
+            self._broken = True
+
+    async def _replace(self, broken: AIOKafkaProducer) -> AIOKafkaProducer:
+        """A started new producer (a new producer id) instead of ``broken``;
+        ``broken`` is stopped in the background (its pending records fail and
+        their senders retry them on the new one).
+
+        Raises:
+            InterfaceError: the producer was stopped meanwhile.
+            BrokerUnavailableError, TransportError: the new one cannot start
+                (the next send tries again).
+        """
+        if self._replacing is None:
+            self._replacing = asyncio.Lock()
+        async with self._replacing:
+            current = self._producer
+            if current is None:
+                raise InterfaceError("producer is not started")
+            if current is not broken:
+                return current  # replaced by a concurrent send
+            fresh = self._new()
+            try:
+                await _start(self._options, "restart producer", fresh.start())
+            except BaseException:
+                with contextlib.suppress(KafkaError, OSError):
+                    await fresh.stop()
+                raise
+            self._producer, self._broken = fresh, False
+            log.warning("kafka producer replaced: the broker refused its sequence numbers")
+            task = asyncio.ensure_future(self._retire(broken))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+            return fresh
+
+    async def _retire(self, producer: AIOKafkaProducer) -> None:
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            async with asyncio.timeout(self._options.request_timeout):
                 await producer.stop()
 
     async def send(
@@ -630,6 +699,8 @@ class _KafkaProducer:
         producer = self._producer
         if producer is None:
             raise InterfaceError("producer is not started")
+        if self._broken:
+            producer = await self._replace(producer)
         what = f"send to {topic!r}"
         with _mapped(what):
             if partition is not None:
@@ -641,23 +712,33 @@ class _KafkaProducer:
                     known = await producer.partitions_for(topic)
                 if partition not in known:
                     raise TransportError(f"topic {topic!r} has no partition {partition}")
-            delivery = await producer.send(
-                topic,
-                value,
-                key=key,
-                partition=partition,
-                headers=list(headers),
-                timestamp_ms=None if timestamp is None else round(timestamp * 1000),
-            )
+            try:
+                delivery = await producer.send(
+                    topic,
+                    value,
+                    key=key,
+                    partition=partition,
+                    headers=list(headers),
+                    timestamp_ms=None if timestamp is None else round(timestamp * 1000),
+                )
+            except _PRODUCER_BROKEN:
+                self._mark_broken(producer)
+                raise
         ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        delivery.add_done_callback(functools.partial(_settle_ack, ack, what))
+        delivery.add_done_callback(
+            functools.partial(_settle_ack, ack, what, lambda: self._mark_broken(producer))
+        )
         return ack
 
 
 def _settle_ack(
-    ack: asyncio.Future[RecordMetadata], what: str, delivery: asyncio.Future[Any]
+    ack: asyncio.Future[RecordMetadata],
+    what: str,
+    broken: Callable[[], None],
+    delivery: asyncio.Future[Any],
 ) -> None:
-    """Pass aiokafka's delivery outcome on to ``ack``, its failure mapped."""
+    """Pass aiokafka's delivery outcome on to ``ack``, its failure mapped
+    (calling ``broken`` for an error of :data:`_PRODUCER_BROKEN`)."""
     if ack.done():
         return
     if delivery.cancelled():
@@ -665,6 +746,8 @@ def _settle_ack(
         return
     exc = delivery.exception()
     if exc is not None:
+        if isinstance(exc, _PRODUCER_BROKEN):
+            broken()
         ack.set_exception(map_error(exc, what))
         return
     meta = delivery.result()
